@@ -1,0 +1,368 @@
+"""The interviewer: one interview, turn by turn, persisted as it goes.
+
+For each candidate message: save it, classify it, update coverage with the
+scorer, let the policy decide, ground the decision in retrieved passages,
+phrase it (LLM, checked, else template), save the reply.  State is derived
+from the saved turns, so an interview resumes from the database alone.
+This module orchestrates; the decisions live in ``agents.policy``, the
+scoring in ``evals.scorer``, the words in ``prompts/``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from langchain_core.language_models import BaseChatModel
+
+import prompts
+from agents.classify import classify, clean
+from agents.db import InterviewDB, InterviewRecord, Turn
+from agents.llm import LLMError, stream_text
+from agents.phrasing import stream_checked
+from agents.policy import THIN, Plan, View, budgets_for, decide
+from evals.scorer import ScoreResult, Segment, find_pitfalls, score_segments
+from evals.text import group_regex, normalize
+from knowledge.retrieval import Passage, Retriever
+from knowledge.scenarios import STAGES, Scenario, Signal
+
+MODEL_CHARS = 1500  # what the model sees of a long message; the database keeps it all
+IDLE_CAP = 600.0  # a pause longer than this does not count as time spent on a stage
+
+
+@dataclass
+class Deps:
+    db: InterviewDB
+    scenarios: dict[str, Scenario]
+    retriever: Retriever | None = None
+    chat: BaseChatModel | None = None
+    llm_label: str = "none"
+    clock: Callable[[], float] = time.time
+
+
+@dataclass(frozen=True)
+class Event:
+    """Streamed to the UI: text pieces, a replacement, a notice, the saved turn."""
+
+    type: str  # delta | replace | notice | turn
+    text: str = ""
+    turn: Turn | None = None
+
+
+@dataclass
+class Feedback:
+    scenario: str
+    overall: float
+    stages: dict[str, dict]
+    improvements: list[dict]
+    time_per_stage: dict[str, dict]
+    reference_outline: dict[str, list[str]]
+    flags: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {
+            "scenario": self.scenario,
+            "overall": round(self.overall, 2),
+            "stages": self.stages,
+            "improvements": self.improvements,
+            "time_per_stage": self.time_per_stage,
+            "reference_outline": self.reference_outline,
+            "flags": self.flags,
+        }
+
+
+def match_facts(scenario: Scenario, question: str) -> tuple[str, ...]:
+    """Fact keys a clarifying question asks about, best first (at most two)."""
+    norm = normalize(question)
+    hits = []
+    for key, fact in scenario.facts.items():
+        n = sum(1 for term in fact.ask if group_regex((term,)).search(norm))
+        if n:
+            hits.append((n, key))
+    hits.sort(key=lambda p: -p[0])
+    return tuple(k for _, k in hits[:2])
+
+
+def stage_seconds(turns: list[Turn], now: float) -> dict[str, float]:
+    """Seconds spent per stage: each gap between turns counts to the stage in play."""
+    spent = dict.fromkeys(STAGES, 0.0)
+    stage = "clarify"
+    for i, turn in enumerate(turns):
+        if turn.role == "interviewer":
+            stage = turn.stage
+        end = turns[i + 1].at if i + 1 < len(turns) else now
+        spent[stage] += min(max(end - turn.at, 0.0), IDLE_CAP)
+    return spent
+
+
+class InterviewSession:
+    def __init__(self, deps: Deps, record: InterviewRecord) -> None:
+        self.deps = deps
+        self.record = record
+        self.scenario = deps.scenarios[record.scenario]
+        self._others = {k: v for k, v in deps.scenarios.items() if k != record.scenario}
+        self._vocab = group_regex(tuple(self.scenario.product_terms) + tuple(t for f in self.scenario.facts.values() for t in f.ask))
+
+    # --- lifecycle -------------------------------------------------------------------
+    @classmethod
+    def start(cls, deps: Deps, scenario_id: str, minutes: float | None = None) -> "InterviewSession":
+        scenario = deps.scenarios[scenario_id]
+        budgets = budgets_for(minutes)
+        iid = deps.db.create_interview(scenario_id, deps.llm_label, budgets)
+        opening = prompts.text(
+            "phrases", "opening", title=scenario.title, question=scenario.question.strip(), minutes=round(sum(budgets.values()))
+        )
+        deps.db.add_turn(iid, Turn(0, "interviewer", opening, "clarify", action="open", at=deps.clock()))
+        return cls(deps, deps.db.get(iid))
+
+    @classmethod
+    def resume(cls, deps: Deps, interview_id: str) -> "InterviewSession":
+        return cls(deps, deps.db.get(interview_id))
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def turns(self) -> list[Turn]:
+        return self.record.turns
+
+    @property
+    def finished(self) -> bool:
+        return self.record.status == "finished"
+
+    @property
+    def stage(self) -> str:
+        for t in reversed(self.turns):
+            if t.role == "interviewer":
+                return t.stage
+        return "clarify"
+
+    # --- coverage --------------------------------------------------------------------
+    def coverage(self) -> ScoreResult:
+        segments = [Segment(t.text, t.index) for t in self.turns if t.role == "candidate" and t.kind not in ("injection", "off_topic")]
+        return score_segments(self.scenario, segments, self._others)
+
+    def seconds_per_stage(self) -> dict[str, float]:
+        return stage_seconds(self.turns, self.deps.clock())
+
+    def _message_stage(self, text: str) -> str | None:
+        result = score_segments(self.scenario, [Segment(text)])
+        weights = {
+            s: sum(sig.weight for sig in self.scenario.signals[s] if sig.id in result.hits and result.hits[sig.id].quality >= 2)
+            for s in STAGES
+        }
+        best = max(STAGES, key=lambda s: (weights[s], -STAGES.index(s)))
+        return best if weights[best] > 0 else None
+
+    def _view(self, kind: str, text: str, cov: ScoreResult) -> View:
+        mine = [t for t in self.turns if t.role == "interviewer"]
+        stage = self.stage
+        seconds = self.seconds_per_stage()
+        skipped, seen_stage = [], "clarify"
+        for t in mine:  # stages jumped over when the interview moved forward
+            if STAGES.index(t.stage) > STAGES.index(seen_stage) + 1:
+                skipped += STAGES[STAGES.index(seen_stage) + 1 : STAGES.index(t.stage)]
+            seen_stage = max(seen_stage, t.stage, key=STAGES.index)
+        return View(
+            kind=kind,
+            stage=stage,
+            coverage={s: cov.stages[s].coverage for s in STAGES},
+            covered=frozenset(sid for sid, h in cov.hits.items() if h.quality >= 2),
+            message_stage=self._message_stage(text) if kind == "design" else None,
+            asked=frozenset(t.target for t in mine if t.target and t.action in ("probe", "advance", "nudge")),
+            pushed=frozenset(t.target for t in mine if t.action == "pushback" and t.target),
+            pitfalls=tuple(p.id for p, _ in find_pitfalls(self.scenario, text)) if kind == "design" else (),
+            facts=match_facts(self.scenario, text) if kind == "clarify_question" else (),
+            revisited=frozenset(t.stage for t in mine if t.note in ("revisit", "wrap")),
+            skipped=tuple(dict.fromkeys(skipped)),
+            nudged=frozenset(t.stage for t in mine if t.action == "nudge" and t.note == "time"),
+            wrapped=any(t.note == "wrap" for t in mine),
+            seconds_in_stage=seconds[stage],
+            budget_seconds=float(self.record.budgets.get(stage, 5)) * 60,
+        )
+
+    # --- one turn --------------------------------------------------------------------
+    def respond(self, text: str) -> Iterator[Event]:
+        """Save the candidate's message, then stream and save the interviewer's reply."""
+        if self.finished:
+            yield Event("notice", "This interview is finished; start a new one to practise again.")
+            return
+        kind = classify(text, self._vocab)
+        note = None
+        if len(text) > MODEL_CHARS:
+            note = prompts.text("phrases", "long_message_note", chars=MODEL_CHARS)
+        cand = self.deps.db.add_turn(self.id, Turn(0, "candidate", text, self.stage, kind=kind, note=note, at=self.deps.clock()))
+        self.record.turns.append(cand)
+        cov = self.coverage()
+        plan = decide(self.scenario, self._view(kind, text, cov))
+        yield from self._speak(plan, clean(text)[:MODEL_CHARS], note)
+
+    def _speak(self, plan: Plan, candidate: str, note: str | None) -> Iterator[Event]:
+        signal = self._signal(plan.target)
+        sources = self._ground(plan, signal)
+        prefix, question_slot = self._frame(plan, signal, sources)
+        text = prefix
+        if note:
+            yield Event("delta", note + "\n\n")
+            text = note + "\n\n" + text
+        if question_slot is None:
+            yield Event("delta", prefix)
+        else:
+            before, after = prefix.split("{{question}}", 1) if "{{question}}" in prefix else (prefix + " ", "")
+            if note:
+                text = note + "\n\n"
+            else:
+                text = ""
+            if before:
+                yield Event("delta", before)
+            question = yield from self._question(plan, signal, candidate, question_slot)
+            if after:
+                yield Event("delta", after)
+            text += before + question + after
+        if plan.action == "feedback":
+            feedback = self.finish()
+            text = text.strip()
+            turn = Turn(0, "interviewer", text, plan.stage, action="feedback", at=self.deps.clock(), note=None)
+            turn.sources = [{"feedback": feedback.to_dict()}]
+        else:
+            turn = Turn(0, "interviewer", text.strip(), plan.stage, action=plan.action, target=plan.target, sources=sources, note=plan.note, at=self.deps.clock())
+        saved = self.deps.db.add_turn(self.id, turn)
+        self.record.turns.append(saved)
+        yield Event("turn", turn=saved)
+
+    def _signal(self, target: str | None) -> Signal | None:
+        return next((s for s in self.scenario.all_signals() if s.id == target), None)
+
+    def _ground(self, plan: Plan, signal: Signal | None) -> list[dict]:
+        if self.deps.retriever is None or plan.action in ("feedback", "answer_clarification"):
+            return []
+        if signal is not None:
+            query = f"{signal.shows} {signal.probe}"
+        elif plan.action == "pushback":
+            query = next(p.pushback for p in self.scenario.pitfalls if p.id == plan.target)
+        else:
+            query = prompts.text("phrases", f"generic_probes.{plan.stage}")
+        passages = self.deps.retriever.search(query, k=2, stage=plan.stage) or self.deps.retriever.search(query, k=2)
+        return [_source(p) for p in passages]
+
+    def _frame(self, plan: Plan, signal: Signal | None, sources: list[dict]) -> tuple[str, str | None]:
+        """The reply's template around a {{question}} slot, and the slot's template question."""
+        names = lambda s: prompts.text("phrases", f"stage_names.{s}")  # noqa: E731
+        q = signal.probe if signal else prompts.text("phrases", f"generic_probes.{plan.stage}")
+        slot = "{{question}}"
+        a = plan.action
+        if a == "answer_clarification":
+            if plan.facts:
+                body = " ".join(self.scenario.facts[k].answer.strip() for k in plan.facts)
+            else:
+                body = prompts.text("phrases", "assumption")
+            tail = prompts.text("phrases", "continue_after_answer" if self.stage == "clarify" else "continue_after_answer_later")
+            return f"{body}\n\n{tail}", None
+        if a == "feedback":
+            return prompts.text("phrases", "feedback_intro"), None
+        if a == "pushback":
+            pitfall = next(p for p in self.scenario.pitfalls if p.id == plan.target)
+            return prompts.text("phrases", "pushback", pushback="{{question}}"), pitfall.pushback
+        if a == "advance":
+            key = {"time": "advance_time", "candidate": "advance_candidate"}.get(plan.note or "", "advance")
+            return prompts.text("phrases", key, from_stage=names(plan.from_stage or self.stage), to_stage=names(plan.stage), question=slot), q
+        if a == "nudge":
+            if plan.note == "time":
+                minutes = round(self.seconds_per_stage()[plan.stage] / 60)
+                return prompts.text("phrases", "nudge_time", minutes=minutes, stage=names(plan.stage), budget=self.record.budgets.get(plan.stage), question=slot), q
+            return prompts.text("phrases", plan.note or "empty", question=slot), q
+        if plan.note == "revisit":
+            return prompts.text("phrases", "revisit", current=names(plan.from_stage or self.stage), stage=names(plan.stage), question=slot), q
+        if plan.note == "wrap":
+            return prompts.text("phrases", "wrap", stage=names(plan.stage), question=slot), q
+        if plan.note == "hint":
+            hint = _first_sentence(sources[0]["text"]) if sources else (signal.why if signal else "")
+            return prompts.text("phrases", "hint", hint=hint, question=slot), q
+        return slot, q
+
+    def _question(self, plan: Plan, signal: Signal | None, candidate: str, template: str):
+        """Stream the slot's question: LLM-phrased and checked, else the template."""
+        chat = self.deps.chat
+        if chat is None or plan.action in ("nudge",) and plan.note in ("refusal",):
+            yield Event("delta", template)
+            return template
+        if plan.action == "pushback":
+            messages = prompts.messages("pushback", title=self.scenario.title, candidate=candidate[:600], problem=template)
+        else:
+            messages = prompts.messages(
+                "interviewer", title=self.scenario.title, question=self.scenario.question.strip(), candidate=candidate[:600] or "(nothing yet)", topic=template
+            )
+        secrets = [signal.shows, *signal.examples] if signal else []
+        if plan.action == "pushback":
+            secrets = []  # the pushback text is meant to be said
+        streamed = ""
+        try:
+            for kind, value in stream_checked(stream_text(chat, messages, max_tokens=80), candidate, secrets, template):
+                if kind == "delta":
+                    streamed += value
+                    yield Event("delta", value)
+                elif kind == "final":
+                    return value
+                else:
+                    if streamed:
+                        yield Event("replace", template)
+                    else:
+                        yield Event("delta", template)
+                    return template
+        except LLMError as exc:
+            yield Event("notice", prompts.text("phrases", "llm_fallback_notice", reason=str(exc)[:120]))
+            yield Event("replace" if streamed else "delta", template)
+            return template
+        return template
+
+    # --- the end -----------------------------------------------------------------------
+    def feedback(self) -> Feedback:
+        cov = self.coverage()
+        seconds = self.seconds_per_stage()
+        stages = {}
+        for s in STAGES:
+            st = cov.stages[s]
+            stages[s] = {
+                "score": st.score,
+                "confidence": round(st.confidence, 2),
+                "evidence": [{"quote": e.quote, "turn": e.turn, "signal": e.signal} for e in st.evidence],
+                "covered": st.covered,
+                "missed": st.missed,
+            }
+        weights = {sig.id: sig.weight for sig in self.scenario.all_signals()}
+        ranked = sorted(
+            ((weights[m] * (4 - cov.stages[s].score), s, m) for s in STAGES for m in cov.stages[s].missed),
+            key=lambda x: -x[0],
+        )
+        improvements = []
+        for _, s, m in ranked:
+            if len(improvements) == 3:
+                break
+            if any(i["stage"] == s for i in improvements) and len({r[1] for r in ranked}) > 3:
+                continue  # spread the three across stages when possible
+            sig = self._signal(m)
+            passages = self.deps.retriever.search(sig.shows, k=1, stage=s) if self.deps.retriever else []
+            improvements.append(
+                {"stage": s, "signal": m, "what": sig.shows, "why": sig.why, "study": _source(passages[0]) if passages else None}
+            )
+        time_per_stage = {s: {"minutes": round(seconds[s] / 60, 1), "budget": self.record.budgets.get(s)} for s in STAGES}
+        return Feedback(self.scenario.id, cov.overall, stages, improvements, time_per_stage, self.scenario.reference_outline, cov.flags)
+
+    def finish(self) -> Feedback:
+        fb = self.feedback()
+        if not self.finished:
+            self.deps.db.finish(self.id, fb.stages)
+            self.record.status = "finished"
+        return fb
+
+
+def _source(p: Passage) -> dict:
+    return {"source": p.source, "section": p.section, "stage": p.stage, "text": p.text[:600], "score": p.score}
+
+
+def _first_sentence(text: str) -> str:
+    m = re.match(r"(.{20,280}?[.!?])(\s|$)", text.strip())
+    return m.group(1) if m else text.strip()[:200]

@@ -1,0 +1,86 @@
+"""Turn a plan's question into words: the LLM phrases it, a checker guards it.
+
+``check_question`` is pure: exactly one question, bounded length, no rubric
+text leaked, not an echo of the candidate.  When it fails, or when there is
+no LLM, or the LLM fails, the signal's own template question is used and the
+caller is told why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from evals.text import normalize
+
+MAX_WORDS = 45
+_LABEL = re.compile(r"^\s*(?:interviewer|question|assistant)\s*:\s*", re.I)
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Checked:
+    text: str | None  # the accepted question, or None
+    reason: str = ""  # why it was refused
+
+
+def _ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = _WORD.findall(normalize(text))
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def tidy(raw: str) -> str:
+    """Strip labels and quotes; keep text up to the first question mark."""
+    text = _LABEL.sub("", raw.strip()).strip().strip('"').strip("'").strip()
+    if "?" in text:
+        text = text[: text.index("?") + 1]
+    return " ".join(text.split())
+
+
+def check_question(raw: str, candidate: str, secrets: list[str], allowed: str = "") -> Checked:
+    """Accept ``raw`` as an interviewer question, or say why not.
+
+    ``secrets`` are texts that must not leak (the signal's description and
+    example answers); 4-word runs from them are refused unless they also occur
+    in ``allowed`` (the template question itself) or in the candidate's words.
+    """
+    text = tidy(raw)
+    if not text.endswith("?"):
+        return Checked(None, "no question")
+    if text.count("?") != 1:
+        return Checked(None, "more than one question")
+    words = _WORD.findall(normalize(text))
+    if len(words) < 4:
+        return Checked(None, "too short")
+    if len(words) > MAX_WORDS:
+        return Checked(None, "too long")
+    mine = _ngrams(text, 4)
+    harmless = _ngrams(allowed, 4) | _ngrams(candidate, 4)
+    for secret in secrets:
+        if (mine & _ngrams(secret, 4)) - harmless:
+            return Checked(None, "leaks the answer key")
+    if candidate and len(mine) and len(mine & _ngrams(candidate, 4)) / len(mine) > 0.5:
+        return Checked(None, "echoes the candidate")
+    return Checked(text)
+
+
+def stream_checked(pieces: Iterator[str], candidate: str, secrets: list[str], allowed: str) -> Iterator[tuple[str, str]]:
+    """Pass streamed pieces through, stopping at the first question mark.
+
+    Yields ("delta", text) while streaming and ends with ("final", question)
+    or ("reject", reason).  Stopping at "?" makes "exactly one question" hold
+    by construction; the full check runs on the final text.
+    """
+    buffer = ""
+    for piece in pieces:
+        if "?" in piece:
+            piece = piece[: piece.index("?") + 1]
+        buffer += piece
+        if len(_WORD.findall(buffer)) > MAX_WORDS + 5:
+            break
+        yield ("delta", piece)
+        if "?" in piece:
+            break
+    checked = check_question(buffer, candidate, secrets, allowed)
+    yield ("final", checked.text) if checked.text else ("reject", checked.reason)

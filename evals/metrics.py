@@ -1,0 +1,89 @@
+"""Agreement and retrieval metrics, as pure functions over plain lists.
+
+Quadratic weighted kappa and Spearman for scores against gold; mean absolute
+error; omission precision/recall; hit@k and MRR for retrieval.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+
+def qwk(a: Sequence[int], b: Sequence[int], lo: int = 0, hi: int = 4) -> float:
+    """Quadratic weighted kappa between two integer raters on [lo, hi]."""
+    if len(a) != len(b):
+        raise ValueError("raters must rate the same items")
+    n = hi - lo + 1
+    if not a:
+        return float("nan")
+    observed = [[0.0] * n for _ in range(n)]
+    for x, y in zip(a, b):
+        observed[x - lo][y - lo] += 1
+    hist_a = [sum(row) for row in observed]
+    hist_b = [sum(observed[i][j] for i in range(n)) for j in range(n)]
+    total = len(a)
+    num = den = 0.0
+    for i in range(n):
+        for j in range(n):
+            w = (i - j) ** 2 / (n - 1) ** 2
+            num += w * observed[i][j]
+            den += w * hist_a[i] * hist_b[j] / total
+    return 1.0 - num / den if den else 1.0
+
+
+def _ranks(values: Sequence[float]) -> list[float]:
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    ranks = [0.0] * len(values)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            ranks[order[k]] = (i + j) / 2 + 1
+        i = j + 1
+    return ranks
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); nan when undefined."""
+    if len(a) != len(b) or len(a) < 2:
+        return float("nan")
+    ra, rb = _ranks(a), _ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    va = math.sqrt(sum((x - ma) ** 2 for x in ra))
+    vb = math.sqrt(sum((y - mb) ** 2 for y in rb))
+    return cov / (va * vb) if va and vb else float("nan")
+
+
+def mae(a: Sequence[float], b: Sequence[float]) -> float:
+    return sum(abs(x - y) for x, y in zip(a, b)) / len(a) if a else float("nan")
+
+
+def omission(pred: Sequence[int], gold: Sequence[int]) -> tuple[float, float]:
+    """Precision and recall of flagging a stage as missed (score 0) against gold 0s."""
+    tp = sum(1 for p, g in zip(pred, gold) if p == 0 and g == 0)
+    fp = sum(1 for p, g in zip(pred, gold) if p == 0 and g != 0)
+    fn = sum(1 for p, g in zip(pred, gold) if p != 0 and g == 0)
+    precision = tp / (tp + fp) if tp + fp else 1.0
+    recall = tp / (tp + fn) if tp + fn else 1.0
+    return precision, recall
+
+
+def confusion(pred: Sequence[int], gold: Sequence[int], n: int = 5) -> list[list[int]]:
+    """rows: gold score, columns: predicted score."""
+    m = [[0] * n for _ in range(n)]
+    for p, g in zip(pred, gold):
+        m[g][p] += 1
+    return m
+
+
+def hit_at(ranks: Sequence[int | None], k: int) -> float:
+    """Share of queries whose first relevant result is at rank <= k (1-based)."""
+    return sum(1 for r in ranks if r is not None and r <= k) / len(ranks) if ranks else float("nan")
+
+
+def mrr(ranks: Sequence[int | None]) -> float:
+    return sum(1.0 / r for r in ranks if r) / len(ranks) if ranks else float("nan")

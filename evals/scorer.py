@@ -1,0 +1,332 @@
+"""The deterministic scorer: per-stage scores 0-4 with quoted evidence.
+
+One implementation, two callers: the offline grader (``mlsd score``, eval
+suites) and the interviewer's live coverage tracker.  It is a pure function of
+the scenario card and the candidate's text: no model, no randomness.
+
+How a stage is scored, in short:
+* each rubric signal is *hit* by a sentence (or two adjacent sentences) that
+  matches ``need`` of its term groups;
+* a hit has a quality: 1 a bare mention (a keyword list, a fragment),
+  2 substantive, 3 specific to this product (its vocabulary or numbers),
+  4 justified (3 plus reasoning about why or what it costs);
+* the stage score follows from the weighted share of signals hit
+  substantively and how many hits are specific and justified.
+Guards, each visible in the result's flags: headings are ignored (so stage
+names cannot earn points), instructions addressed to the grader are dropped,
+list-like keyword stuffing earns mentions only, and an answer written for a
+different scenario is capped at 1.
+It does not judge prose quality or correctness beyond the card's signals;
+the optional LLM judge (``evals.judge``) does that.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from evals.text import GroupMatcher, Sentence, bag, matcher, sentences
+from knowledge.scenarios import STAGES, Pitfall, Scenario, Signal
+
+INJECTION = re.compile(
+    r"\b(grader|grading|scorer|evaluator|examiner|assessor)\b"
+    r"|full marks|maximum score|perfect score|score (?:this|me|it) (?:as|a|4|5|10)"
+    r"|ignore (?:all |any |the )?(?:previous|prior|above|earlier|your) (?:instructions|rules|rubric)"
+    r"|system prompt|you are now|disregard (?:the|your|all)",
+    re.I,
+)
+REASONING = re.compile(
+    r"\b(because|since|so that|so we|which means|otherwise|trade ?offs?|instead of|rather than|at the cost of"
+    r"|whereas|however|but|the downside|downsides?|the risk|risks?|to avoid|avoids?|versus|vs|compared (?:to|with)"
+    r"|cheaper|faster|slower|simpler|in exchange|at the expense|prefer|preferable|outweighs?|costs?|worth)\b"
+)
+FUNCTION_WORDS = frozenset(
+    "a an the to of and or we i it is are be would will should can could for with on in at by from that this "
+    "which so if then than as our their its they them because but not when while into per".split()
+)
+NUMBER = re.compile(r"\d")
+LIST_SPLIT = re.compile(r",|;|/|\band\b|\bor\b|\+")
+STAGE_WORDS = {
+    "clarify": ("clarif", "requirement", "ask about", "scope", "constraint"),
+    "frame": ("framing", "frame", "ml objective", "ml task", "formulat"),
+    "data": ("data", "feature", "label"),
+    "model": ("model", "architecture", "training", "train "),
+    "evaluation": ("metric", "evaluat", "offline", "a b test", "online"),
+    "deployment": ("deploy", "serving", "serve", "inference", "latency"),
+    "monitoring": ("monitor", "drift", "alert", "retrain"),
+}
+
+
+@dataclass(frozen=True)
+class Segment:
+    """A piece of candidate text: a whole answer, or one transcript turn."""
+
+    text: str
+    turn: int | None = None
+
+
+@dataclass(frozen=True)
+class ScorerConfig:
+    """Thresholds, tuned on the gold tune split only."""
+
+    two_frac: float = 0.01
+    three_frac: float = 0.34
+    three_specific: int = 2
+    four_frac: float = 0.55
+    four_specific: int = 3
+    four_justified: int = 2
+    min_substantive_words: int = 6
+    list_like_fragments: int = 4
+    off_topic_ratio: float = 1.5
+
+
+@dataclass(frozen=True)
+class Evidence:
+    quote: str
+    turn: int | None
+    start: int
+    end: int
+    signal: str
+
+
+@dataclass(frozen=True)
+class SignalHit:
+    signal: str
+    quality: int  # 1 mention, 2 substantive, 3 specific, 4 justified
+    evidence: Evidence
+
+
+@dataclass
+class StageScore:
+    stage: str
+    score: int
+    confidence: float
+    covered: list[str] = field(default_factory=list)
+    missed: list[str] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    coverage: float = 0.0  # weighted share of this stage's signals hit substantively
+
+
+@dataclass
+class ScoreResult:
+    scenario: str
+    stages: dict[str, StageScore]
+    overall: float
+    hits: dict[str, SignalHit]
+    flags: list[str]
+
+    def to_dict(self) -> dict:
+        return {
+            "scenario": self.scenario,
+            "stages": {
+                s: {
+                    "score": st.score,
+                    "confidence": round(st.confidence, 2),
+                    "coverage": round(st.coverage, 3),
+                    "evidence": [
+                        {"quote": e.quote, "turn": e.turn, "span": [e.start, e.end], "signal": e.signal}
+                        for e in st.evidence
+                    ],
+                    "covered": st.covered,
+                    "missed": st.missed,
+                }
+                for s, st in self.stages.items()
+            },
+            "overall": round(self.overall, 2),
+            "flags": self.flags,
+        }
+
+
+# --- sentence features --------------------------------------------------------------
+
+
+def _words(norm: str) -> list[str]:
+    return re.findall(r"[a-z0-9]+", norm)
+
+
+def is_list_like(s: Sentence, cfg: ScorerConfig) -> bool:
+    """A run of buzzwords: many short fragments and few function words."""
+    fragments = [f for f in LIST_SPLIT.split(s.norm) if f.strip()]
+    words = _words(s.norm)
+    if not words:
+        return True
+    short = sum(1 for f in fragments if len(_words(f)) <= 3)
+    function_share = sum(w in FUNCTION_WORDS for w in words) / len(words)
+    return (len(fragments) >= cfg.list_like_fragments and short >= 0.6 * len(fragments)) or (
+        len(words) >= 8 and function_share < 0.12
+    )
+
+
+def is_substantive(s: Sentence, cfg: ScorerConfig) -> bool:
+    words = _words(s.norm)
+    return len(words) >= cfg.min_substantive_words and any(w in FUNCTION_WORDS for w in words)
+
+
+def is_injection(s: Sentence) -> bool:
+    return bool(INJECTION.search(s.norm))
+
+
+def product_matcher(scenario: Scenario) -> GroupMatcher:
+    return matcher(tuple(scenario.product_terms))
+
+
+# --- matching ---------------------------------------------------------------------
+
+
+def match_signal(signal: Signal, sents: list[Sentence]) -> list[tuple[int, int]]:
+    """(first, last) sentence index pairs whose window hits the signal.
+
+    A window is one sentence, or two adjacent sentences of the same turn.
+    """
+    groups = [matcher(tuple(g)) for g in signal.terms]
+    per_sentence = [[g.match(s.words, s.joined) for g in groups] for s in sents]
+    found = []
+    for i, s in enumerate(sents):
+        if sum(per_sentence[i]) >= signal.need:
+            found.append((i, i))
+        elif i + 1 < len(sents) and sents[i + 1].turn == s.turn:
+            if sum(a or b for a, b in zip(per_sentence[i], per_sentence[i + 1])) >= signal.need:
+                found.append((i, i + 1))
+    return found
+
+
+def _quality(window: list[Sentence], product: GroupMatcher, cfg: ScorerConfig) -> int:
+    if any(is_list_like(s, cfg) for s in window) or not any(is_substantive(s, cfg) for s in window):
+        return 1
+    text = " ".join(s.norm for s in window)
+    words, joined = bag(text)
+    specific = bool(product.match(words, joined) or NUMBER.search(text))
+    if not specific:
+        return 2
+    return 4 if REASONING.search(text) else 3
+
+
+def _evidence(window: list[Sentence], signal_id: str) -> Evidence:
+    first, last = window[0], window[-1]
+    quote = " ".join(s.text for s in window)
+    if len(quote) > 300:
+        quote = quote[:297].rstrip() + "..."
+    return Evidence(quote, first.turn, first.start, last.end if last.turn == first.turn else first.end, signal_id)
+
+
+def candidate_sentences(segments: Sequence[Segment]) -> tuple[list[Sentence], list[str]]:
+    """Sentences worth scoring, and flags for what was dropped."""
+    out: list[Sentence] = []
+    flags: list[str] = []
+    for seg in segments:
+        for s in sentences(seg.text, seg.turn, offset=len(out)):
+            if is_injection(s):
+                if "injection_ignored" not in flags:
+                    flags.append("injection_ignored")
+                continue
+            out.append(s)
+    return out, flags
+
+
+def topic_affinity(scenarios: dict[str, Scenario], sents: list[Sentence]) -> dict[str, float]:
+    """Share of each scenario's product vocabulary the answer uses."""
+    words, joined = bag(" ".join(s.norm for s in sents))
+    return {
+        sid: sum(1 for t in sc.product_terms if matcher((t,)).match(words, joined)) / len(sc.product_terms)
+        for sid, sc in scenarios.items()
+    }
+
+
+def is_off_topic(scenario: Scenario, others: dict[str, Scenario] | None, sents: list[Sentence], cfg: ScorerConfig) -> bool:
+    if not others or not sents:
+        return False
+    affinity = topic_affinity({**others, scenario.id: scenario}, sents)
+    own = affinity[scenario.id]
+    best_other = max((v for k, v in affinity.items() if k != scenario.id), default=0.0)
+    return best_other >= 0.25 and best_other >= cfg.off_topic_ratio * max(own, 0.05)
+
+
+def _stage_named(stage: str, sents: list[Sentence]) -> bool:
+    return any(w in s.norm for s in sents for w in STAGE_WORDS[stage])
+
+
+def _stage_score(hits: list[tuple[Signal, SignalHit]], signals: list[Signal], cfg: ScorerConfig, named: bool) -> tuple[int, float, float]:
+    total = sum(s.weight for s in signals) or 1
+    solid = [(sig, h) for sig, h in hits if h.quality >= 2]
+    frac = sum(sig.weight for sig, _ in solid) / total
+    specific = sum(1 for _, h in solid if h.quality >= 3)
+    justified = sum(1 for _, h in solid if h.quality >= 4)
+    if not hits:
+        score = 1 if named else 0
+    elif not solid:
+        score = 1
+    elif frac >= cfg.four_frac and specific >= cfg.four_specific and justified >= cfg.four_justified:
+        score = 4
+    elif frac >= cfg.three_frac and specific >= cfg.three_specific:
+        score = 3
+    else:
+        score = 2
+    # confidence: far from a threshold and backed by several quotes is surer
+    edges = [cfg.two_frac, cfg.three_frac, cfg.four_frac]
+    margin = min(abs(frac - e) for e in edges)
+    confidence = min(1.0, 0.5 + margin + 0.1 * min(len(hits), 3)) if hits else (0.9 if not named else 0.6)
+    return score, confidence, frac
+
+
+def score_segments(
+    scenario: Scenario,
+    segments: Sequence[Segment],
+    others: dict[str, Scenario] | None = None,
+    cfg: ScorerConfig = ScorerConfig(),
+) -> ScoreResult:
+    """Score candidate text against one scenario's rubric.
+
+    ``others`` (the other scenario cards) enables the off-topic guard.
+    """
+    sents, flags = candidate_sentences(segments)
+    product = product_matcher(scenario)
+    best: dict[str, SignalHit] = {}
+    for signal in scenario.all_signals():
+        for first, last in match_signal(signal, sents):
+            window = sents[first : last + 1]
+            hit = SignalHit(signal.id, _quality(window, product, cfg), _evidence(window, signal.id))
+            if signal.id not in best or hit.quality > best[signal.id].quality:
+                best[signal.id] = hit
+    list_like = sum(is_list_like(s, cfg) for s in sents)
+    if sents and list_like >= max(2, 0.5 * len(sents)):
+        flags.append("keyword_list")
+    if is_off_topic(scenario, others, sents, cfg):
+        flags.append("off_topic")
+    stages: dict[str, StageScore] = {}
+    for stage in STAGES:
+        signals = scenario.signals[stage]
+        hits = [(s, best[s.id]) for s in signals if s.id in best]
+        score, confidence, frac = _stage_score(hits, signals, cfg, _stage_named(stage, sents))
+        if "off_topic" in flags or "keyword_list" in flags:
+            score, confidence = min(score, 1), min(confidence, 0.7)
+        ordered = sorted(hits, key=lambda p: (-p[1].quality, -p[0].weight))
+        stages[stage] = StageScore(
+            stage=stage,
+            score=score,
+            confidence=confidence,
+            covered=[s.id for s, h in ordered if h.quality >= 2],
+            missed=[s.id for s in sorted(signals, key=lambda s: -s.weight) if s.id not in best or best[s.id].quality < 2],
+            evidence=[h.evidence for _, h in ordered[:4]],
+            coverage=frac,
+        )
+    weights = {st: sum(s.weight for s in scenario.signals[st]) for st in STAGES}
+    overall = sum(stages[st].score * weights[st] for st in STAGES) / sum(weights.values())
+    return ScoreResult(scenario.id, stages, overall, best, flags)
+
+
+def score_text(scenario: Scenario, text: str, others: dict[str, Scenario] | None = None, cfg: ScorerConfig = ScorerConfig()) -> ScoreResult:
+    return score_segments(scenario, [Segment(text)], others, cfg)
+
+
+def find_pitfalls(scenario: Scenario, text: str) -> list[tuple[Pitfall, str]]:
+    """Claims in ``text`` that a pitfall pushes back on, with the sentence that made them."""
+    found = []
+    for s in sentences(text):
+        for p in scenario.pitfalls:
+            if all(matcher(tuple(g)).match(s.words, s.joined) for g in p.claim):
+                if p.unless and matcher(tuple(p.unless)).match(s.words, s.joined):
+                    continue
+                found.append((p, s.text))
+    return found
+

@@ -1,0 +1,126 @@
+"""Text units the scorer works on: segments, sentences with spans, term matching.
+
+Pure functions only.  Normalisation is shared by the term patterns and the
+text so that "two-tower", "Two Tower" and "two_tower" match alike.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+
+_SEPARATORS = re.compile(r"[-_/–—]+")
+_SPACES = re.compile(r"\s+")
+_SENTENCE = re.compile(r"\S.*?(?:[.!?]+(?<!e\.g\.)(?<!i\.e\.)(?<!vs\.)(?<!etc\.)(?=\s|$)|$)", re.I)
+_HEADING = re.compile(r"^\s*(#{1,6}\s+.*|\*\*[^*\n]{1,60}\*\*:?\s*|__[^_\n]{1,60}__:?\s*|[A-Z][A-Za-z /&()-]{0,40}:\s*)$")
+_BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
+FILLERS = re.compile(r"\b(?:um+|uh+|erm|hmm+|you know|i mean|kind of|sort of|basically|like,)\s*", re.I)
+
+
+def normalize(text: str) -> str:
+    """Lowercase, separators to spaces, whitespace folded."""
+    return _SPACES.sub(" ", _SEPARATORS.sub(" ", text.lower())).strip()
+
+
+@functools.lru_cache(maxsize=20000)
+def term_pattern(term: str) -> str:
+    """Regex source for one term: whole words, a trailing * is a prefix wildcard."""
+    norm = normalize(term)
+    wildcard = norm.endswith("*")
+    core = re.escape(norm.rstrip("*").strip()).replace(r"\ ", r"\s+")
+    return rf"(?<![a-z0-9]){core}{r'[a-z0-9]*' if wildcard else r'(?![a-z0-9])'}"
+
+
+@functools.lru_cache(maxsize=20000)
+def group_regex(terms: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile("|".join(term_pattern(t) for t in terms))
+
+
+_WORDS = re.compile(r"[a-z0-9]+")
+
+
+def words_of(norm: str) -> list[str]:
+    return _WORDS.findall(norm)
+
+
+class GroupMatcher:
+    """Matches any of a group's terms against pre-split words: sets for words, regex only for phrases.
+
+    Equivalent to :func:`group_regex` on word boundaries, but an order of
+    magnitude faster, which keeps the scorer well above 20 answers a second.
+    """
+
+    __slots__ = ("exact", "pattern")
+
+    def __init__(self, terms: tuple[str, ...]) -> None:
+        exact, patterns = set(), []
+        for term in terms:
+            norm = normalize(term)
+            wildcard = norm.endswith("*")
+            parts = words_of(norm.rstrip("*"))
+            if not parts:
+                continue
+            if len(parts) == 1 and not wildcard:
+                exact.add(parts[0])
+            else:  # prefixes and phrases: one regex over the space-joined words
+                patterns.append(" " + re.escape(" ".join(parts)) + ("" if wildcard else " "))
+        self.exact = frozenset(exact)
+        self.pattern = re.compile("|".join(patterns)) if patterns else None
+
+    def match(self, words: frozenset[str], joined: str) -> bool:
+        if not self.exact.isdisjoint(words):
+            return True
+        return bool(self.pattern and self.pattern.search(joined))
+
+
+@functools.lru_cache(maxsize=20000)
+def matcher(terms: tuple[str, ...]) -> GroupMatcher:
+    return GroupMatcher(terms)
+
+
+def bag(norm: str) -> tuple[frozenset[str], str]:
+    """(word set, space-padded joined words) of normalized text, for GroupMatcher."""
+    ws = words_of(norm)
+    return frozenset(ws), " " + " ".join(ws) + " "
+
+
+@dataclass(frozen=True)
+class Sentence:
+    """One sentence of a candidate's text, with where it came from."""
+
+    text: str  # as written, for quoting
+    norm: str  # normalized, for matching
+    turn: int | None  # transcript turn index, None for a plain answer
+    start: int  # character span in the turn's text
+    end: int
+    position: int  # index among all sentences of the answer
+    words: frozenset[str] = frozenset()
+    joined: str = " "
+
+
+def is_heading(line: str) -> bool:
+    return bool(_HEADING.match(line)) and len(line.split()) <= 8
+
+
+def sentences(text: str, turn: int | None = None, offset: int = 0) -> list[Sentence]:
+    """Split text into sentences, skipping headings; spans point into ``text``."""
+    out: list[Sentence] = []
+    pos = 0
+    for line in text.split("\n"):
+        line_start = pos
+        pos += len(line) + 1
+        if not line.strip() or is_heading(line):
+            continue
+        bullet = _BULLET.match(line)
+        body_start = bullet.end() if bullet else 0
+        for m in _SENTENCE.finditer(line, body_start):
+            raw = m.group(0).strip()
+            if len(raw) < 2:
+                continue
+            start = line_start + m.start() + (len(m.group(0)) - len(m.group(0).lstrip()))
+            cleaned = FILLERS.sub("", raw)
+            norm = normalize(cleaned)
+            ws, joined = bag(norm)
+            out.append(Sentence(raw, norm, turn, start, start + len(raw), offset + len(out), ws, joined))
+    return out

@@ -1,0 +1,98 @@
+"""Reading source files into plain text: Markdown (with front matter), text and PDF.
+
+Pure apart from reading the file.  Bad input raises :class:`SkipFile` with a
+reason a person can act on; the ingest step turns it into a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+SUPPORTED = (".md", ".markdown", ".txt", ".pdf")
+FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
+
+
+class SkipFile(Exception):
+    """This file cannot be ingested; the message says why."""
+
+
+@dataclass(frozen=True)
+class Document:
+    source: str
+    kind: str  # md | txt | pdf
+    text: str
+    meta: dict = field(default_factory=dict)
+    digest: str = ""
+
+
+def split_front_matter(text: str) -> tuple[dict, str]:
+    match = FRONT_MATTER.match(text)
+    if not match:
+        return {}, text
+    try:
+        meta = yaml.safe_load(match.group(1))
+    except yaml.YAMLError:
+        return {}, text
+    return (meta if isinstance(meta, dict) else {}), text[match.end():]
+
+
+def _looks_binary(data: bytes) -> bool:
+    sample = data[:4096]
+    if b"\x00" in sample:
+        return True
+    control = sum(1 for b in sample if b < 9 or 13 < b < 32)
+    return control > len(sample) * 0.1
+
+
+def _pdf_text(data: bytes, path: Path) -> str:
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        pages = [page.extract_text() or "" for page in reader.pages]
+    except (PdfReadError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise SkipFile(f"{path}: not a readable PDF ({exc.__class__.__name__}: {exc})") from exc
+    # A page marker lets the chunker cite pages as sections.
+    return "\n\n".join(f"# Page {i}\n\n{text.strip()}" for i, text in enumerate(pages, 1) if text.strip())
+
+
+def read_document(path: Path, source: str | None = None) -> Document:
+    """Load one file; raise SkipFile for missing, empty, binary, unreadable or corrupt input."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED:
+        raise SkipFile(f"{path}: unsupported file type {suffix or '(none)'}; use .md, .txt or .pdf")
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise SkipFile(f"{path}: no such file") from exc
+    except OSError as exc:
+        raise SkipFile(f"{path}: cannot be read ({exc.strerror or exc}); check its permissions") from exc
+    if not data.strip():
+        raise SkipFile(f"{path}: empty file")
+    digest = hashlib.sha256(data).hexdigest()
+    source = source or str(path)
+    if suffix == ".pdf":
+        if not data.startswith(b"%PDF"):
+            raise SkipFile(f"{path}: not a PDF file (no %PDF header)")
+        text = _pdf_text(data, path)
+        if not text.strip():
+            raise SkipFile(f"{path}: the PDF has no extractable text (scanned images need OCR first)")
+        return Document(source, "pdf", text, {}, digest)
+    if _looks_binary(data):
+        raise SkipFile(f"{path}: looks binary, not text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = data.decode("latin-1")
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    meta, body = split_front_matter(text) if suffix != ".txt" else ({}, text)
+    if not body.strip():
+        raise SkipFile(f"{path}: no text after the front matter")
+    return Document(source, "md" if suffix != ".txt" else "txt", body, meta, digest)

@@ -1,0 +1,172 @@
+"""The vector store seam: Chroma, embedded on disk or a server, the only module importing chromadb.
+
+Chunks of one source file are replaced as a whole: new chunks are written
+under the file's new hash, the manifest is switched to that hash, then the old
+chunks are deleted.  Readers only trust chunks whose hash the manifest names,
+so a reader (or an interrupted ingest) never sees a mix of old and new.
+Embeddings are always passed in: Chroma's default embedding function would
+try to download a model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlsd.errors import MLSDError
+
+COLLECTION = "mlsd_knowledge"
+MANIFEST = "mlsd_manifest"
+
+
+@dataclass(frozen=True)
+class StoredChunk:
+    id: str
+    text: str
+    meta: dict
+
+
+def _chroma_settings():
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=True)
+
+
+class KnowledgeStore:
+    """Chunks plus a manifest of which file version is current."""
+
+    def __init__(self, client, location: str) -> None:
+        self.client = client
+        self.location = location
+        try:
+            self.chunks = client.get_or_create_collection(COLLECTION, metadata={"hnsw:space": "cosine"})
+            self.manifest = client.get_or_create_collection(MANIFEST)
+        except Exception as exc:  # chromadb raises many unrelated types for a broken folder
+            raise MLSDError(
+                f"The knowledge store at {location} cannot be opened ({exc.__class__.__name__}: {exc}). "
+                "Rebuild it with `mlsd ingest --reset`."
+            ) from exc
+
+    # --- opening -----------------------------------------------------------------
+    @classmethod
+    def open_local(cls, path: Path) -> "KnowledgeStore":
+        import chromadb
+
+        path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise MLSDError(f"The knowledge store path {path} is a file, not a folder: remove it or set MLSD_HOME")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+        except Exception as exc:
+            raise MLSDError(
+                f"The knowledge store at {path} cannot be opened ({exc.__class__.__name__}: {exc}). "
+                f"Remove the folder and rebuild it with `mlsd ingest --reset --store {path}`."
+            ) from exc
+        return cls(client, str(path))
+
+    @classmethod
+    def open_server(cls, host: str, port: int) -> "KnowledgeStore":
+        import chromadb
+
+        try:
+            client = chromadb.HttpClient(host=host, port=port, settings=_chroma_settings())
+            client.heartbeat()
+        except Exception as exc:
+            raise MLSDError(
+                f"No Chroma server answers at {host}:{port} ({exc.__class__.__name__}). Start one with "
+                f"`chroma run --path DIR --host {host} --port {port}`, or unset MLSD_CHROMA_HOST to use the embedded store."
+            ) from exc
+        return cls(client, f"http://{host}:{port}")
+
+    @staticmethod
+    def remove_local(path: Path) -> None:
+        shutil.rmtree(path, ignore_errors=True)
+
+    # --- manifest ----------------------------------------------------------------
+    def current(self) -> dict[str, dict]:
+        """source -> {"digest", "chunks", "stage"} for every file whose chunks are current."""
+        got = self.manifest.get(include=["metadatas"])
+        return {i: dict(m or {}) for i, m in zip(got["ids"], got["metadatas"] or [])}
+
+    def _set_manifest(self, source: str, meta: dict) -> None:
+        self.manifest.upsert(ids=[source], embeddings=[[0.0]], metadatas=[meta])
+
+    # --- writing -----------------------------------------------------------------
+    def replace_source(self, source: str, digest: str, chunks: list[StoredChunk], embeddings: list[list[float]]) -> None:
+        """Write a file's new chunks, switch the manifest to them, then drop the old ones."""
+        batch = 1000
+        for start in range(0, len(chunks), batch):
+            part = chunks[start : start + batch]
+            self.chunks.upsert(
+                ids=[c.id for c in part],
+                documents=[c.text for c in part],
+                metadatas=[c.meta for c in part],
+                embeddings=embeddings[start : start + batch],
+            )
+        stage = chunks[0].meta.get("stage", "general") if chunks else "general"
+        self._set_manifest(source, {"digest": digest, "chunks": len(chunks), "stage": stage})
+        self.chunks.delete(where={"$and": [{"source": source}, {"digest": {"$ne": digest}}]})
+
+    def remove_source(self, source: str) -> None:
+        self.manifest.delete(ids=[source])
+        self.chunks.delete(where={"source": source})
+
+    def sweep_orphans(self) -> int:
+        """Delete chunks no manifest entry points at (left by an interrupted ingest)."""
+        current = self.current()
+        got = self.chunks.get(include=["metadatas"])
+        stale = [
+            i
+            for i, m in zip(got["ids"], got["metadatas"] or [])
+            if current.get(m.get("source"), {}).get("digest") != m.get("digest")
+        ]
+        for start in range(0, len(stale), 1000):
+            self.chunks.delete(ids=stale[start : start + 1000])
+        return len(stale)
+
+    # --- reading -----------------------------------------------------------------
+    def all_chunks(self) -> list[StoredChunk]:
+        current = self.current()
+        got = self.chunks.get(include=["documents", "metadatas"])
+        return [
+            StoredChunk(i, d, m)
+            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
+            if current.get(m.get("source"), {}).get("digest") == m.get("digest")
+        ]
+
+    def query(
+        self, embedding: list[float], n: int, where: dict | None = None, current: dict[str, str] | None = None
+    ) -> list[tuple[StoredChunk, float]]:
+        """Nearest chunks with cosine similarity, filtered to current file versions.
+
+        ``current`` (source -> digest) may be passed by a caller that keeps it
+        fresh, saving a manifest read per query.
+        """
+        total = self.chunks.count()
+        if total == 0:
+            return []
+        res = self.chunks.query(
+            query_embeddings=[embedding],
+            n_results=min(n, total),
+            where=where or None,
+            include=["documents", "metadatas", "distances"],
+        )
+        current = current if current is not None else self.current_digests()
+        out = []
+        for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]):
+            if current.get(m.get("source")) == m.get("digest"):
+                out.append((StoredChunk(i, d, m), 1.0 - float(dist)))
+        return out
+
+    def current_digests(self) -> dict[str, str]:
+        return {s: m.get("digest") for s, m in self.current().items()}
+
+    def version(self) -> str:
+        """Changes whenever the current set of chunks changes (keys caches such as BM25)."""
+        return json.dumps(sorted(self.current_digests().items()))
+
+    def count(self) -> int:
+        return sum(int(m.get("chunks", 0)) for m in self.current().values())

@@ -1,0 +1,1 @@
+"""mlsd-interviewer: entry points (settings, errors, the command line)."""
