@@ -45,6 +45,7 @@ class TurnRow(Base):
     role: Mapped[str] = mapped_column(String(16))
     text: Mapped[str] = mapped_column(Text)
     stage: Mapped[str] = mapped_column(String(16))
+    position: Mapped[str | None] = mapped_column(String(16), nullable=True)
     action: Mapped[str | None] = mapped_column(String(32), nullable=True)
     kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
     target: Mapped[str | None] = mapped_column(String(80), nullable=True)
@@ -77,6 +78,7 @@ class Turn:
     sources: list = field(default_factory=list)
     note: str | None = None
     at: float = 0.0
+    position: str | None = None  # interviewer turns: the stage the interview stands at afterwards
 
     def to_dict(self) -> dict:
         return {
@@ -90,6 +92,7 @@ class Turn:
             "sources": self.sources,
             "note": self.note,
             "at": self.at,
+            "position": self.position,
         }
 
 
@@ -106,7 +109,7 @@ class InterviewRecord:
 
 
 def _turn(row: TurnRow) -> Turn:
-    return Turn(row.idx, row.role, row.text, row.stage, row.action, row.kind, row.target, list(row.sources or []), row.note, row.created_at)
+    return Turn(row.idx, row.role, row.text, row.stage, row.action, row.kind, row.target, list(row.sources or []), row.note, row.created_at, row.position)
 
 
 def _friendly(exc: Exception, url: str) -> MLSDError:
@@ -177,7 +180,7 @@ class InterviewDB:
             turn.at = turn.at or time.time()
             s.add(
                 TurnRow(
-                    interview_id=interview_id, idx=turn.index, role=turn.role, text=turn.text, stage=turn.stage,
+                    interview_id=interview_id, idx=turn.index, role=turn.role, text=turn.text, stage=turn.stage, position=turn.position,
                     action=turn.action, kind=turn.kind, target=turn.target, sources=turn.sources, note=turn.note,
                     created_at=turn.at,
                 )

@@ -91,7 +91,7 @@ def stage_seconds(turns: list[Turn], now: float) -> dict[str, float]:
     stage = "clarify"
     for i, turn in enumerate(turns):
         if turn.role == "interviewer":
-            stage = turn.stage
+            stage = turn.position or turn.stage
         end = turns[i + 1].at if i + 1 < len(turns) else now
         spent[stage] += min(max(end - turn.at, 0.0), IDLE_CAP)
     return spent
@@ -114,7 +114,7 @@ class InterviewSession:
         opening = prompts.text(
             "phrases", "opening", title=scenario.title, question=scenario.question.strip(), minutes=round(sum(budgets.values()))
         )
-        deps.db.add_turn(iid, Turn(0, "interviewer", opening, "clarify", action="open", at=deps.clock()))
+        deps.db.add_turn(iid, Turn(0, "interviewer", opening, "clarify", action="open", at=deps.clock(), position="clarify"))
         return cls(deps, deps.db.get(iid))
 
     @classmethod
@@ -135,9 +135,10 @@ class InterviewSession:
 
     @property
     def stage(self) -> str:
+        """Where the interview stands: detours (revisits, pushbacks) do not move it."""
         for t in reversed(self.turns):
             if t.role == "interviewer":
-                return t.stage
+                return t.position or t.stage
         return "clarify"
 
     # --- coverage --------------------------------------------------------------------
@@ -163,9 +164,10 @@ class InterviewSession:
         seconds = self.seconds_per_stage()
         skipped, seen_stage = [], "clarify"
         for t in mine:  # stages jumped over when the interview moved forward
-            if STAGES.index(t.stage) > STAGES.index(seen_stage) + 1:
-                skipped += STAGES[STAGES.index(seen_stage) + 1 : STAGES.index(t.stage)]
-            seen_stage = max(seen_stage, t.stage, key=STAGES.index)
+            pos = t.position or t.stage
+            if STAGES.index(pos) > STAGES.index(seen_stage) + 1:
+                skipped += STAGES[STAGES.index(seen_stage) + 1 : STAGES.index(pos)]
+            seen_stage = max(seen_stage, pos, key=STAGES.index)
         return View(
             kind=kind,
             stage=stage,
@@ -225,10 +227,13 @@ class InterviewSession:
         if plan.action == "feedback":
             feedback = self.finish()
             text = text.strip()
-            turn = Turn(0, "interviewer", text, plan.stage, action="feedback", at=self.deps.clock(), note=None)
+            turn = Turn(0, "interviewer", text, plan.stage, action="feedback", at=self.deps.clock(), position=plan.position)
             turn.sources = [{"feedback": feedback.to_dict()}]
         else:
-            turn = Turn(0, "interviewer", text.strip(), plan.stage, action=plan.action, target=plan.target, sources=sources, note=plan.note, at=self.deps.clock())
+            turn = Turn(
+                0, "interviewer", text.strip(), plan.stage, action=plan.action, target=plan.target, sources=sources,
+                note=plan.note, at=self.deps.clock(), position=plan.position or plan.stage,
+            )
         saved = self.deps.db.add_turn(self.id, turn)
         self.record.turns.append(saved)
         yield Event("turn", turn=saved)

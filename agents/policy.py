@@ -68,6 +68,7 @@ class Plan:
     facts: tuple[str, ...] = ()
     note: str | None = None  # why: revisit, wrap, hint, refusal, off_topic, empty, time, covered, candidate, assumption
     from_stage: str | None = None
+    position: str | None = None  # where the interview stands after this turn (default: stage)
 
 
 def next_stage(stage: str) -> str | None:
@@ -81,11 +82,15 @@ def best_signal(scenario: Scenario, stage: str, view: View) -> Signal | None:
     return max(options, key=lambda s: s.weight) if options else None
 
 
-def _probe(scenario: Scenario, stage: str, view: View, note: str | None = None, action: str = "probe", from_stage: str | None = None) -> Plan | None:
+def _probe(
+    scenario: Scenario, stage: str, view: View, note: str | None = None, action: str = "probe", from_stage: str | None = None
+) -> Plan | None:
     signal = best_signal(scenario, stage, view)
     if signal is None:
         return None
-    return Plan(action, stage, signal.id, note=note, from_stage=from_stage)
+    # A detour (going back, wrapping up) leaves the interview where it stood.
+    position = (from_stage or view.stage) if note in ("revisit", "wrap") else stage
+    return Plan(action, stage, signal.id, note=note, from_stage=from_stage, position=position)
 
 
 def _thin_stages(view: View, upto: str | None = None) -> list[str]:
@@ -109,7 +114,7 @@ def _wrap_or_finish(scenario: Scenario, view: View) -> Plan:
             plan = _probe(scenario, stage, view, note="wrap")
             if plan:
                 return plan
-    return Plan("feedback", view.stage)
+    return Plan("feedback", view.stage, position=view.stage)
 
 
 def decide(scenario: Scenario, view: View) -> Plan:
@@ -120,9 +125,9 @@ def decide(scenario: Scenario, view: View) -> Plan:
     if kind in ("empty", "off_topic", "injection"):
         note = {"empty": "empty", "off_topic": "off_topic", "injection": "refusal"}[kind]
         signal = best_signal(scenario, stage, view)
-        return Plan("nudge", stage, signal.id if signal else None, note=note)
+        return Plan("nudge", stage, signal.id if signal else None, note=note, position=stage)
     if kind == "clarify_question":
-        return Plan("answer_clarification", stage, facts=view.facts, note=None if view.facts else "assumption")
+        return Plan("answer_clarification", stage, facts=view.facts, note=None if view.facts else "assumption", position=stage)
     if kind == "hint":
         return _probe(scenario, stage, view, note="hint") or _advance(scenario, view, "covered")
     if kind == "done_stage":
@@ -132,7 +137,7 @@ def decide(scenario: Scenario, view: View) -> Plan:
     for pid in view.pitfalls:
         if pid not in view.pushed:
             pitfall = next(p for p in scenario.pitfalls if p.id == pid)
-            return Plan("pushback", pitfall.stage, pid)
+            return Plan("pushback", pitfall.stage, pid, position=stage)
     if view.message_stage and STAGES.index(view.message_stage) > STAGES.index(stage):
         # The candidate moved on: follow them, but first go back to what they skipped.
         moved = View(**{**view.__dict__, "stage": view.message_stage})

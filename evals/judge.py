@@ -26,8 +26,10 @@ ANSWER_CHARS = 6000
 
 class StageJudgement(BaseModel):
     score: Literal[0, 1, 2, 3, 4]
-    evidence: str = Field(default="", max_length=300)
-    reason: str = Field(default="", max_length=300)
+    # Bounded so the constrained reply always fits in max_tokens (an unbounded
+    # string was measured to run past it and truncate the JSON).
+    evidence: str = Field(default="", max_length=160)
+    reason: str = Field(default="", max_length=160)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from langchain_core.embeddings import Embeddings
 
 from knowledge.store import KnowledgeStore, StoredChunk
 
-RRF_K = 60
+RRF_K = 10  # measured on the retrieval suite: 10 beat 30 and 60 on hit@5 and MRR
 Mode = Literal["hybrid", "dense", "bm25"]
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.+#][a-z0-9]+)*")
 

@@ -1,0 +1,122 @@
+"""`python -m bench [--only NAME[,NAME]] [--quick] [--out FILE]`: run the benchmarks, print a table, write JSON.
+
+Benchmarks run one after another in this process (the memory benchmark in a
+child process of its own), so their figures do not disturb each other.  A
+benchmark that cannot run here (no local model, say) prints why and is
+recorded as skipped; one that crashes is recorded as an error and makes the
+exit status 1.  Missed goals are reported, never turned into a failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from bench import BENCHMARKS
+from bench.common import RESULTS_DIR, Ctx, Figure, Skip, fmt_value, offline_env
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description="Benchmarks for mlsd-interviewer (see bench/__init__.py).")
+    p.add_argument("--only", default="", help=f"comma-separated benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
+    p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run (figures are not comparable to a full run)")
+    p.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json", help="where to write the JSON results (default: %(default)s)")
+    args = p.parse_args(argv)
+    names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else list(BENCHMARKS)
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        p.error(f"unknown benchmark(s) {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
+    args.names = [n for n in BENCHMARKS if n in names]  # always in the canonical order
+    return args
+
+
+def render_table(figures: list[Figure]) -> str:
+    rows = [("benchmark", "figure", "value", "reference (same run)", "ratio", "goal", "")]
+    for f in figures:
+        ref = f"{fmt_value(f.reference, f.unit)}  {f.reference_label}" if f.reference is not None else f"-  {f.reference_label}"
+        ratio = "-" if f.ratio is None else f"{f.ratio:.2f}x"
+        ok = {True: "ok", False: "MISSED", None: ""}[f.ok]
+        rows.append((f.bench, f.name, fmt_value(f.value, f.unit), ref, ratio, f.goal.text, ok))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    right = {2, 4}
+    lines = []
+    for n, row in enumerate(rows):
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    offline_env()
+    args = parse_args(argv)
+    ctx = Ctx(quick=args.quick)
+    figures: list[Figure] = []
+    status: dict[str, dict] = {}
+    started = time.time()
+    print(f"mlsd-interviewer benchmarks{' (quick)' if args.quick else ''}: {', '.join(args.names)}", flush=True)
+    try:
+        for name in args.names:
+            module = importlib.import_module(f"bench.{name}")
+            print(f"\n[{name}] {module.TITLE}", flush=True)
+            t0 = time.perf_counter()
+            try:
+                got = module.run(ctx)
+            except Skip as exc:
+                print(f"  SKIPPED {name}: {exc}", flush=True)
+                status[name] = {"status": "skipped", "reason": str(exc), "seconds": round(time.perf_counter() - t0, 2)}
+                continue
+            except Exception as exc:  # keep going: one broken benchmark must not hide the others
+                traceback.print_exc()
+                print(f"  ERROR in {name}: {exc.__class__.__name__}: {exc}", flush=True)
+                status[name] = {"status": "error", "reason": f"{exc.__class__.__name__}: {exc}", "seconds": round(time.perf_counter() - t0, 2)}
+                continue
+            seconds = time.perf_counter() - t0
+            for f in got:
+                line = f"  {f.name}: {fmt_value(f.value, f.unit)} vs {fmt_value(f.reference, f.unit)} ({f.reference_label})"
+                if f.ratio is not None:
+                    line += f" = {f.ratio:.2f}x"
+                print(line, flush=True)
+            figures.extend(got)
+            status[name] = {"status": "ok", "seconds": round(seconds, 2)}
+    finally:
+        ctx.close()
+
+    print("\n" + render_table(figures))
+    notes = [f for f in figures if f.note]
+    if notes:
+        print("\nnotes:")
+        for f in notes:
+            print(f"  {f.bench}/{f.name}: {f.note}")
+    for name, st in status.items():
+        if st["status"] != "ok":
+            print(f"{name}: {st['status'].upper()}: {st['reason']}")
+
+    result = {
+        "started_at": started,
+        "seconds": round(time.time() - started, 2),
+        "quick": args.quick,
+        "benchmarks": status,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "figures": [f.to_dict() for f in figures],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nresults: {args.out}")
+    return 1 if any(st["status"] == "error" for st in status.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
