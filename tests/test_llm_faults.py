@@ -1,0 +1,403 @@
+"""Fault injection at the LLM seam: a fake OpenAI-compatible server on loopback.
+
+The server (stdlib ``http.server`` in a thread, on a free port) can hang past
+the client timeout, answer 500, send malformed or truncated JSON, drop a
+stream half-way, or answer correctly.  The chat model is built exactly as the
+product builds it (``agents.llm.make_chat_model`` from ``load_settings``), so
+these tests exercise the real ChatOpenAI client, its retries and timeouts.
+
+What must hold: retries happen where they are safe (before any output), an
+LLM failure in an interview falls back to the template question with a
+notice, the transcript in the database stays intact, and the judge reports an
+unusable reply as a failure (``score is None``), never as a 0.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from agents.db import InterviewDB
+from agents.interviewer import Deps, InterviewSession
+from agents.llm import LLMError, LLMOutputError, make_chat_model, stream_text, structured
+from evals.judge import JudgeCache, StageJudgement, judge_stage
+from mlsd.settings import load_settings
+
+GOOD_QUESTION = "Could you walk me through how you would handle that part?"
+
+
+class FakeOpenAI:
+    """A loopback OpenAI-compatible /v1/chat/completions with scripted behaviour.
+
+    ``modes`` is a queue consumed one entry per request; when it is empty,
+    ``default`` is used.  An entry is a mode name or a (mode, text) pair.
+    Modes: ok, hang, e500, truncated, drop (stream two chunks, then reset).
+    Every request is recorded in ``requests`` (path, JSON body, headers).
+    """
+
+    def __init__(self) -> None:
+        self.modes: list = []
+        self.default = "ok"
+        self.reply = GOOD_QUESTION
+        self.requests: list[dict] = []
+        self.hang_seconds = 5.0
+        self._stop = threading.Event()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(n) if n else b"{}"
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = {}
+                fake.requests.append({"path": self.path, "body": body, "headers": {k.lower(): v for k, v in self.headers.items()}})
+                mode = fake.modes.pop(0) if fake.modes else fake.default
+                text = fake.reply
+                if isinstance(mode, tuple):
+                    mode, text = mode
+                try:
+                    getattr(fake, "_" + mode)(self, body, text)
+                except OSError:  # the client went away (timeouts, drops)
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- behaviours ----------------------------------------------------------------
+    @staticmethod
+    def _send(h, code: int, payload) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        h.send_response(code)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(data)))
+        h.send_header("retry-after-ms", "5")  # the SDK honours it: quick retries in tests
+        h.end_headers()
+        h.wfile.write(data)
+
+    @staticmethod
+    def _chunk(h, data: bytes) -> None:
+        h.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        h.wfile.flush()
+
+    @staticmethod
+    def _event(piece: str) -> bytes:
+        obj = {
+            "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+        }
+        return f"data: {json.dumps(obj)}\n\n".encode()
+
+    def _sse_headers(self, h) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/event-stream")
+        h.send_header("Transfer-Encoding", "chunked")
+        h.end_headers()
+
+    def _ok(self, h, body, text) -> None:
+        if body.get("stream"):
+            self._sse_headers(h)
+            for i, word in enumerate(text.split(" ")):
+                self._chunk(h, self._event(word if i == 0 else " " + word))
+            self._chunk(h, b"data: [DONE]\n\n")
+            self._chunk(h, b"")
+            return
+        self._send(h, 200, {
+            "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+        })
+
+    def _hang(self, h, body, text) -> None:
+        self._stop.wait(self.hang_seconds)
+
+    def _e500(self, h, body, text) -> None:
+        self._send(h, 500, {"error": {"message": "internal error", "type": "server_error"}})
+
+    def _truncated(self, h, body, text) -> None:
+        self._send(h, 200, b'{"id": "chatcmpl-fake", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assis')
+
+    def _garbage(self, h, body, text) -> None:
+        self._send(h, 200, b"<html><body>502 Bad Gateway</body></html>")
+
+    def _drop(self, h, body, text) -> None:
+        self._sse_headers(h)
+        for piece in ("How would ", "you measure "):
+            self._chunk(h, self._event(piece))
+        h.close_connection = True
+        h.connection.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def fake():
+    server = FakeOpenAI()
+    yield server
+    server.close()
+
+
+def chat_for(fake: FakeOpenAI, timeout: float = 1, retries: int = 1):
+    settings = load_settings(llm="openai", openai_base_url=fake.base_url, openai_api_key="sk-test", llm_timeout=timeout, llm_retries=retries)
+    return make_chat_model(settings)
+
+
+MESSAGES = [("system", "You are terse."), ("user", "Ask one question.")]
+
+# Design messages (not clarifying questions), so the interviewer has a question to phrase.
+DESIGN = [
+    "I would rank posts with a model trained on clicks and likes from the feed logs.",
+    "The objective is to predict the probability of engagement for each post and user pair, a pointwise classification.",
+    "For data I would use impressions, clicks, likes and comments as labels, with features like author affinity.",
+    "I would start with logistic regression and then move to a two tower neural network.",
+    "I would evaluate offline with ranking metrics and online with an experiment on time spent.",
+    "Serving would rank a few thousand candidates per request with a light model first.",
+]
+
+
+# --- the client: retries, timeouts, malformed replies ---------------------------------------
+def test_500_is_retried_then_reported(fake):
+    chat = chat_for(fake, retries=1)
+    fake.default = "e500"
+    with pytest.raises(LLMError, match="500"):
+        list(stream_text(chat, MESSAGES))
+    assert len(fake.requests) == 2  # one try plus one retry: nothing was streamed yet, so retrying is safe
+
+
+def test_500_then_success_recovers_through_the_retry(fake):
+    chat = chat_for(fake, retries=1)
+    fake.modes = ["e500", "ok"]
+    assert "".join(stream_text(chat, MESSAGES)) == GOOD_QUESTION
+    assert len(fake.requests) == 2
+
+
+def test_retries_zero_means_one_request(fake):
+    chat = chat_for(fake, retries=0)
+    fake.default = "e500"
+    with pytest.raises(LLMError):
+        list(stream_text(chat, MESSAGES))
+    assert len(fake.requests) == 1
+
+
+def test_hang_times_out_quickly(fake):
+    chat = chat_for(fake, timeout=0.5, retries=1)
+    fake.default = "hang"
+    t0 = time.monotonic()
+    with pytest.raises(LLMError, match="(?i)timed? ?out"):
+        list(stream_text(chat, MESSAGES))
+    elapsed = time.monotonic() - t0
+    assert len(fake.requests) == 2  # a timeout before any output is retried once
+    assert elapsed < 4.0, f"timeout 0.5 s x 2 tries took {elapsed:.1f} s"
+
+
+def test_dropped_stream_is_an_error_and_not_retried(fake):
+    chat = chat_for(fake, retries=2)
+    fake.default = "drop"
+    got = []
+    with pytest.raises(LLMError):
+        for piece in stream_text(chat, MESSAGES):
+            got.append(piece)
+    assert "".join(got) == "How would you measure "  # what arrived before the drop
+    assert len(fake.requests) == 1  # output was already shown: a retry would repeat it
+
+
+@pytest.mark.parametrize("mode", ["truncated", "garbage"])
+def test_malformed_json_body_is_an_llm_error(fake, mode):
+    chat = chat_for(fake)
+    fake.default = mode
+    with pytest.raises(LLMError):
+        structured(chat, MESSAGES, StageJudgement)
+    with pytest.raises(LLMError):
+        list(stream_text(chat, MESSAGES))
+
+
+def test_structured_success_and_bad_shape(fake):
+    chat = chat_for(fake)
+    fake.modes = [("ok", '{"score": 3, "evidence": "two tower", "reason": "ok"}')]
+    j = structured(chat, MESSAGES, StageJudgement)
+    assert j.score == 3
+    body = fake.requests[-1]["body"]
+    assert body["response_format"]["type"] == "json_schema"
+    fake.modes = [("ok", "I'd give it a 3 out of 4.")]
+    with pytest.raises(LLMOutputError):
+        structured(chat, MESSAGES, StageJudgement)
+
+
+# --- the interviewer: fall back to the template, keep the transcript ----------------------
+def _respond(session: InterviewSession, text: str):
+    events = list(session.respond(text))
+    assert events[-1].type == "turn"
+    return events, events[-1].turn
+
+
+def _template_question(session: InterviewSession, turn) -> str | None:
+    sig = session._signal(turn.target)
+    return sig.probe if sig else None
+
+
+@pytest.mark.parametrize("mode", ["e500", "hang", "truncated", "drop"])
+def test_interview_falls_back_to_template_on_llm_failure(fake, db, scenarios, mode):
+    chat = chat_for(fake, timeout=0.5, retries=1)
+    session = InterviewSession.start(Deps(db=db, scenarios=scenarios, chat=chat, llm_label="fake"), "news-feed")
+    fake.default = mode
+    events, turn = _respond(session, DESIGN[0])
+    assert fake.requests, "the interviewer never asked the LLM: pick a message that gets a probe"
+    notices = [e for e in events if e.type == "notice"]
+    assert len(notices) == 1 and "template" in notices[0].text
+    assert turn.role == "interviewer" and turn.text.rstrip().endswith("?")
+    probe = _template_question(session, turn)
+    assert probe and probe in turn.text
+    if mode == "drop":  # partial text was streamed: the UI is told to replace it
+        assert any(e.type == "replace" and e.text == probe for e in events)
+        assert "How would you measure" not in turn.text
+    saved = db.get(session.id).turns
+    assert [t.role for t in saved] == ["interviewer", "candidate", "interviewer"]
+    assert saved[1].text == DESIGN[0]
+    assert saved[2].text == turn.text
+
+
+def test_interview_uses_llm_when_it_answers(fake, db, scenarios):
+    chat = chat_for(fake)
+    session = InterviewSession.start(Deps(db=db, scenarios=scenarios, chat=chat, llm_label="fake"), "news-feed")
+    events, turn = _respond(session, DESIGN[0])
+    assert not [e for e in events if e.type == "notice"]
+    assert turn.text.endswith(GOOD_QUESTION)
+    assert "".join(e.text for e in events if e.type == "delta").strip() == turn.text
+    req = fake.requests[-1]
+    assert req["path"] == "/v1/chat/completions" and req["body"]["stream"] is True
+    assert req["headers"].get("authorization") == "Bearer sk-test"
+
+
+def test_transcript_intact_across_mixed_faults(fake, db, scenarios):
+    chat = chat_for(fake, timeout=0.5, retries=1)
+    session = InterviewSession.start(Deps(db=db, scenarios=scenarios, chat=chat, llm_label="fake"), "news-feed")
+    modes = ["ok", "e500", "truncated", "drop", "garbage", "ok"]
+    for mode, msg in zip(modes, DESIGN):
+        fake.default = mode
+        _, turn = _respond(session, msg)
+        assert turn.text.strip()
+    saved = db.get(session.id).turns
+    assert [t.index for t in saved] == list(range(len(saved)))
+    assert [t.text for t in saved if t.role == "candidate"] == DESIGN
+    assert [t.role for t in saved] == ["interviewer"] + ["candidate", "interviewer"] * len(DESIGN)
+    for t in saved[2::2]:
+        assert "?" in t.text or t.action == "feedback", t
+    # the database is the source of truth: a resumed session sees the same turns
+    resumed = InterviewSession.resume(Deps(db=db, scenarios=scenarios), session.id)
+    assert [t.to_dict() for t in resumed.turns] == [t.to_dict() for t in session.turns]
+
+
+def test_interview_survives_unreachable_server(db, scenarios):
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings = load_settings(llm="openai", openai_base_url=f"http://127.0.0.1:{port}/v1", openai_api_key="sk-test", llm_timeout=0.5, llm_retries=0)
+    session = InterviewSession.start(Deps(db=db, scenarios=scenarios, chat=make_chat_model(settings)), "news-feed")
+    events, turn = _respond(session, DESIGN[0])
+    assert any(e.type == "notice" for e in events)
+    assert _template_question(session, turn) in turn.text
+
+
+# --- the judge: an unusable reply is a failure, never a 0 ---------------------------------
+ANSWER = "I would predict engagement with a two tower model trained on clicks, because it scales to many posts."
+
+
+@pytest.mark.parametrize(
+    "mode",
+    [
+        ("ok", "The answer deserves a 3."),  # prose, not JSON
+        ("ok", '{"score": 7, "evidence": "", "reason": ""}'),  # out of range
+        ("ok", '{"score": "three"}'),  # wrong type
+        ("ok", '{"evidence": "no score at all"}'),  # missing field
+        ("ok", '{"score": 2, "evidence": "cut off'),  # truncated JSON content
+        ("ok", ""),  # empty reply
+        "truncated",  # malformed HTTP body
+        "garbage",  # HTML from a proxy
+        "e500",
+    ],
+    ids=["prose", "range", "type", "missing", "cutoff", "empty", "http-truncated", "html", "500"],
+)
+def test_judge_reports_failures_not_zero(fake, scenarios, tmp_path, mode):
+    chat = chat_for(fake, retries=0)
+    fake.default = mode
+    cache = JudgeCache(tmp_path / "cache")
+    res = judge_stage(chat, "fake", scenarios["news-feed"], "model", ANSWER, samples=2, cache=cache)
+    assert res.score is None
+    assert res.samples == []
+    assert len(res.failures) == 2 and all(isinstance(f, str) and f for f in res.failures)
+    assert not list(tmp_path.rglob("*.json"))  # failures are never cached
+
+
+def test_judge_times_out_as_failure(fake, scenarios):
+    chat = chat_for(fake, timeout=0.5, retries=0)
+    fake.default = "hang"
+    t0 = time.monotonic()
+    res = judge_stage(chat, "fake", scenarios["news-feed"], "data", ANSWER, samples=1)
+    assert res.score is None and len(res.failures) == 1
+    assert time.monotonic() - t0 < 3
+
+
+def test_judge_500_retried_per_sample(fake, scenarios):
+    chat = chat_for(fake, retries=1)
+    fake.default = "e500"
+    res = judge_stage(chat, "fake", scenarios["news-feed"], "data", ANSWER, samples=2)
+    assert res.score is None and len(res.failures) == 2
+    assert len(fake.requests) == 4
+
+
+def test_judge_mixes_valid_and_failed_samples(fake, scenarios):
+    chat = chat_for(fake, retries=0)
+    fake.modes = [("ok", "not json"), ("ok", '{"score": 2, "evidence": "clicks"}'), "e500", ("ok", '{"score": 2}')]
+    res = judge_stage(chat, "fake", scenarios["news-feed"], "data", ANSWER, samples=4)
+    assert res.samples == [2, 2] and res.score == 2 and len(res.failures) == 2 and res.evidence == "clicks"
+
+
+def test_judge_valid_zero_is_a_score(fake, scenarios):
+    chat = chat_for(fake, retries=0)
+    fake.default = ("ok", '{"score": 0, "evidence": "", "reason": "absent"}')
+    res = judge_stage(chat, "fake", scenarios["news-feed"], "monitoring", ANSWER, samples=1)
+    assert res.score == 0 and res.failures == []
+
+
+def test_judge_cache_keeps_scores_not_failures(fake, scenarios, tmp_path):
+    chat = chat_for(fake, retries=0)
+    cache = JudgeCache(tmp_path / "cache")
+    fake.modes = [("ok", '{"score": 3}'), "e500"]
+    first = judge_stage(chat, "fake", scenarios["news-feed"], "model", ANSWER, samples=2, cache=cache)
+    assert first.samples == [3] and len(first.failures) == 1
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 1
+    fake.requests.clear()
+    fake.default = ("ok", '{"score": 1}')
+    second = judge_stage(chat, "fake", scenarios["news-feed"], "model", ANSWER, samples=2, cache=cache)
+    assert len(fake.requests) == 1  # only the failed sample is asked again
+    assert sorted(second.samples) == [1, 3] and second.failures == []
+
+
+def test_grade_with_failing_judge_reports_none_overall(fake, monkeypatch):
+    from evals.grading import grade
+
+    chat = chat_for(fake, retries=0)
+    fake.default = ("ok", "I cannot grade this.")
+    out = grade("news-feed", text=ANSWER, judge="llm", chat=chat, model_label="fake", samples=1)
+    assert all(out["stages"][s]["score"] is None for s in out["stages"])
+    assert out["overall"] is None
+    assert set(out["judge_failures"]) == set(out["stages"])
+    json.dumps(out)

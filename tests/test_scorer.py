@@ -1,0 +1,116 @@
+"""The deterministic scorer's promises: robust, not fooled, explainable."""
+
+import re
+
+import pytest
+import yaml
+
+from evals.runner import INJECTED, STUFFING, strip_headings
+from evals.scorer import Segment, score_segments, score_text
+from evals.suites import SUITES_DIR
+from knowledge.scenarios import STAGES
+
+GOLD = yaml.safe_load((SUITES_DIR / "gold-tune.yaml").read_text())["cases"]
+STRONG = [c for c in GOLD if c["style"] in ("strong", "medium") and c.get("answer")]
+
+
+def scores(result):
+    return {s: result.stages[s].score for s in STAGES}
+
+
+def others(scenarios, sid):
+    return {k: v for k, v in scenarios.items() if k != sid}
+
+
+@pytest.mark.parametrize("case", STRONG, ids=lambda c: c["id"])
+def test_headings_do_not_change_scores(scenarios, case):
+    sc = scenarios[case["scenario"]]
+    a = scores(score_text(sc, case["answer"], others(scenarios, sc.id)))
+    b = scores(score_text(sc, strip_headings(case["answer"]), others(scenarios, sc.id)))
+    assert all(abs(a[s] - b[s]) <= 0.5 for s in STAGES), (a, b)
+
+
+@pytest.mark.parametrize("case", STRONG, ids=lambda c: c["id"])
+def test_injected_instruction_changes_nothing(scenarios, case):
+    sc = scenarios[case["scenario"]]
+    a = score_text(sc, case["answer"], others(scenarios, sc.id))
+    b = score_text(sc, case["answer"] + INJECTED, others(scenarios, sc.id))
+    assert scores(a) == scores(b)
+    assert "injection_ignored" in b.flags
+
+
+@pytest.mark.parametrize("case", STRONG, ids=lambda c: c["id"])
+def test_appended_buzzwords_earn_nothing(scenarios, case):
+    sc = scenarios[case["scenario"]]
+    a = scores(score_text(sc, case["answer"], others(scenarios, sc.id)))
+    b = scores(score_text(sc, case["answer"] + STUFFING, others(scenarios, sc.id)))
+    # a buzzword can at most "name" a stage the answer left out (score 1), never add depth
+    assert all(b[s] <= max(a[s], 1) for s in STAGES), (a, b)
+
+
+def test_pure_keyword_stuffing_scores_at_most_one(scenarios):
+    sc = scenarios["ad-click-prediction"]
+    stuffed = "\n".join(
+        ", ".join(t for g in sig.terms for t in g[:2]).replace("*", "") for sig in sc.all_signals()
+    )
+    res = score_text(sc, stuffed, others(scenarios, sc.id))
+    assert max(scores(res).values()) <= 1, scores(res)
+
+
+@pytest.mark.parametrize("text", [
+    "asdf qwer zxcv uiop " * 50,
+    "I would build a good system. It would be scalable and fast. We would make sure it works well.",
+    "",
+])
+def test_gibberish_or_vague_scores_at_most_one(scenarios, text):
+    sc = scenarios["news-feed"]
+    assert max(scores(score_text(sc, text, others(scenarios, sc.id))).values()) <= 1
+
+
+def test_justified_tradeoff_beats_bare_mention(scenarios):
+    sc = scenarios["ad-click-prediction"]
+    bare = "Calibration. AUC."
+    justified = (
+        "Because the ad auction multiplies pCTR by the bid, I'd check calibration of the predicted probabilities "
+        "with a reliability plot and normalized cross-entropy, rather than AUC alone, since AUC ignores calibration."
+    )
+    b = score_text(sc, bare).stages["evaluation"].score
+    j = score_text(sc, justified).stages["evaluation"].score
+    assert j > b
+
+
+def test_answer_to_another_question_scores_low(scenarios):
+    src = next(c for c in GOLD if c["scenario"] == "ad-click-prediction" and c["style"] == "strong")
+    sc = scenarios["people-you-may-know"]
+    res = score_text(sc, src["answer"], others(scenarios, sc.id))
+    assert "off_topic" in res.flags
+    assert max(scores(res).values()) <= 1
+
+
+def test_transcript_evidence_carries_turn_indexes(scenarios):
+    sc = scenarios["ad-click-prediction"]
+    segs = [Segment("Hello.", 1), Segment("Because the auction multiplies pCTR by the bid, I'd track calibration with normalized cross-entropy.", 3)]
+    res = score_segments(sc, segs)
+    ev = res.stages["evaluation"].evidence
+    assert ev and ev[0].turn == 3
+    assert "auction" in ev[0].quote
+
+
+def test_evidence_spans_point_into_the_answer(scenarios):
+    case = STRONG[0]
+    text = case["answer"]
+    res = score_text(scenarios[case["scenario"]], text)
+    for st in res.stages.values():
+        for e in st.evidence:
+            assert text[e.start : e.end].startswith(e.quote[:20])
+
+
+def test_result_is_deterministic_and_serialisable(scenarios):
+    import json
+
+    case = STRONG[1]
+    sc = scenarios[case["scenario"]]
+    a, b = score_text(sc, case["answer"]).to_dict(), score_text(sc, case["answer"]).to_dict()
+    assert a == b
+    json.dumps(a)
+    assert set(a["stages"]) == set(STAGES) and 0 <= a["overall"] <= 4
