@@ -21,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
+QUICK_INDEX_FILES = 8
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 
 
@@ -215,15 +216,17 @@ class Ctx:
         self._corpus_index = path
 
     def corpus_index(self) -> Path:
-        """A Chroma folder holding the whole built-in corpus, ingested once per run."""
+        """A Chroma folder holding the built-in corpus (a few files of it with --quick), ingested once per run."""
         if self._corpus_index is None:
             from knowledge.embedder import count_word_pieces
             from knowledge.ingest import ingest
             from knowledge.store import KnowledgeStore
 
             path = self.tmpdir("corpus-index")
+            # --quick: a few files are enough for a smoke run
+            files = [p for p, _ in self.corpus_files()[:QUICK_INDEX_FILES]] if self.quick else None
             t0 = time.perf_counter()
-            summary = ingest(None, KnowledgeStore.open_local(path), self.embedder, count_word_pieces, warn=lambda m: None)
+            summary = ingest(files, KnowledgeStore.open_local(path), self.embedder, count_word_pieces, warn=lambda m: None)
             self.log(f"corpus index built: {summary.chunks} chunks in {time.perf_counter() - t0:.1f} s")
             self._corpus_index = path
         return self._corpus_index

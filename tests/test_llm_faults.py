@@ -76,7 +76,7 @@ class FakeOpenAI:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -148,11 +148,20 @@ class FakeOpenAI:
         h.connection.shutdown(socket.SHUT_RDWR)
 
 
-@pytest.fixture
-def fake():
+@pytest.fixture(scope="module")
+def fake_server():
     server = FakeOpenAI()
     yield server
     server.close()
+
+
+@pytest.fixture
+def fake(fake_server):
+    """The module's server, reset: one server keeps the client's connection pool warm."""
+    fake_server.modes, fake_server.default, fake_server.reply = [], "ok", GOOD_QUESTION
+    fake_server.requests.clear()
+    yield fake_server
+    fake_server.modes, fake_server.default = [], "ok"
 
 
 def chat_for(fake: FakeOpenAI, timeout: float = 1, retries: int = 1):
