@@ -23,7 +23,9 @@ from knowledge.scenarios import STAGES, load_scenarios
 from mlsd.errors import MLSDError
 from mlsd.settings import load_settings
 
-st.set_page_config(page_title="mlsd-interviewer", page_icon="🧭", layout="wide")
+st.set_page_config(page_title="mlsd-interviewer", page_icon=":material/record_voice_over:", layout="wide")
+INTERVIEWER = ":material/record_voice_over:"
+CANDIDATE = ":material/person:"
 
 STAGE_LABELS = {
     "clarify": "Clarify",
@@ -115,7 +117,7 @@ MODES = ["Mock interview", "Concept Q&A", "Score my answer", "History"]
 
 def sidebar() -> str:
     with st.sidebar:
-        st.title("🧭 mlsd-interviewer")
+        st.title("mlsd-interviewer")
         st.caption("Practise ML system design interviews, offline.")
         default = st.query_params.get("mode", MODES[0])
         mode = st.radio("Mode", MODES, index=MODES.index(default) if default in MODES else 0, key="mode_radio")
@@ -153,7 +155,7 @@ def start_form() -> None:
     st.write("Pick a case and a length. The interviewer asks, probes and pushes back like a real one; at the end you get scores with quoted evidence.")
     options = ["Random"] + sorted(scenarios)
     with st.form("start"):
-        choice = st.selectbox("Scenario", options, format_func=lambda k: "🎲 Random" if k == "Random" else scenarios[k].title)
+        choice = st.selectbox("Scenario", options, format_func=lambda k: "Random scenario" if k == "Random" else scenarios[k].title)
         minutes = st.slider("Duration (minutes)", 15, 90, 45, step=5)
         go = st.form_submit_button("Start interview", type="primary")
     if go:
@@ -165,12 +167,12 @@ def start_form() -> None:
 
 def render_turn(turn) -> None:
     if turn.role == "candidate":
-        with st.chat_message("user"):
+        with st.chat_message("user", avatar=CANDIDATE):
             st.markdown(as_text(turn.text) if turn.text.strip() else "_(empty message)_")
             if turn.note:
                 st.caption(turn.note)
         return
-    with st.chat_message("assistant", avatar="🧑‍💼"):
+    with st.chat_message("assistant", avatar=INTERVIEWER):
         st.markdown(turn.text)
         if turn.sources and turn.action != "feedback":
             with st.expander(f"Sources ({len(turn.sources)})"):
@@ -189,7 +191,7 @@ def stage_map(session: InterviewSession) -> None:
         budget = float(session.record.budgets.get(s, 5))
         marker = "▶ " if s == current and not session.finished else ""
         covered = cov.stages[s].coverage
-        over = " ⚠️" if used > budget else ""
+        over = " · over budget" if used > budget else ""
         st.markdown(f"{marker}**{STAGE_LABELS[s]}** · {used:.1f}/{budget:g} min{over}")
         st.progress(min(covered, 1.0), text=f"{round(covered * 100)}% covered")
 
@@ -201,11 +203,8 @@ def interview_view(session: InterviewSession) -> None:
         stage_map(session)
         if not session.finished:
             if st.button("End interview and get feedback", use_container_width=True):
-                for _ in session.respond("I'm done"):
+                for _ in session.end():
                     pass
-                if not session.finished:
-                    for _ in session.respond("I'm done"):
-                        pass
                 st.rerun()
         if st.button("New interview", use_container_width=True):
             del st.query_params["iid"]
@@ -219,13 +218,16 @@ def interview_view(session: InterviewSession) -> None:
                 continue
             render_turn(turn)
         if session.finished:
-            feedback_view(session)
-            return
+            st.success("Interview finished: your feedback is below.")
+    if session.finished:
+        feedback_view(session)  # full width, below the transcript
+        return
+    with chat_col:
         text = st.chat_input("Your answer, or a clarifying question…")
         if text is not None:
-            with st.chat_message("user"):
+            with st.chat_message("user", avatar=CANDIDATE):
                 st.markdown(as_text(text) if text.strip() else "_(empty message)_")
-            with st.chat_message("assistant", avatar="🧑‍💼"):
+            with st.chat_message("assistant", avatar=INTERVIEWER):
                 box = st.empty()
                 shown = ""
                 for ev in session.respond(text):
@@ -328,14 +330,14 @@ def concept_qa() -> None:
         return
     history = st.session_state.setdefault("qa_history", [])
     for q, a in history:
-        with st.chat_message("user"):
+        with st.chat_message("user", avatar=CANDIDATE):
             st.markdown(as_text(q))
         show_answer(a)
     q = st.chat_input("e.g. When would I use nDCG over MAP?")
     if q:
-        with st.chat_message("user"):
+        with st.chat_message("user", avatar=CANDIDATE):
             st.markdown(as_text(q))
-        with st.chat_message("assistant"):
+        with st.chat_message("assistant", avatar=INTERVIEWER):
             box = st.empty()
             text, answer = "", None
             for piece in ask(q[:2000], r, model_loader().model):
@@ -350,7 +352,7 @@ def concept_qa() -> None:
 
 
 def show_answer(a: Answer) -> None:
-    with st.chat_message("assistant"):
+    with st.chat_message("assistant", avatar=INTERVIEWER):
         st.markdown(a.text)
         if a.notice:
             st.caption(f"The model failed ({a.notice}); this is the extractive answer.")

@@ -22,7 +22,7 @@ from agents.classify import classify, clean
 from agents.db import InterviewDB, InterviewRecord, Turn
 from agents.llm import LLMError, stream_text
 from agents.phrasing import stream_checked
-from agents.policy import THIN, Plan, View, budgets_for, decide
+from agents.policy import Plan, View, budgets_for, decide
 from evals.scorer import ScoreResult, Segment, find_pitfalls, score_segments
 from evals.text import group_regex, normalize
 from knowledge.retrieval import Passage, Retriever
@@ -201,6 +201,11 @@ class InterviewSession:
         cov = self.coverage()
         plan = decide(self.scenario, self._view(kind, text, cov))
         yield from self._speak(plan, clean(text)[:MODEL_CHARS], note)
+
+    def end(self) -> Iterator[Event]:
+        """Finish now (the candidate pressed "end"): feedback, no wrap-up questions."""
+        if not self.finished:
+            yield from self._speak(Plan("feedback", self.stage, position=self.stage), "", None)
 
     def _speak(self, plan: Plan, candidate: str, note: str | None) -> Iterator[Event]:
         signal = self._signal(plan.target)

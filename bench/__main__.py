@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def render_table(figures: list[Figure]) -> str:
-    rows = [("benchmark", "figure", "value", "reference (same run)", "ratio", "goal", "")]
+    rows = [("benchmark", "figure", "value", "reference (same run)", "ratio", "goal", "status")]
     for f in figures:
         ref = f"{fmt_value(f.reference, f.unit)}  {f.reference_label}" if f.reference is not None else f"-  {f.reference_label}"
         ratio = "-" if f.ratio is None else f"{f.ratio:.2f}x"
@@ -55,6 +55,13 @@ def render_table(figures: list[Figure]) -> str:
     return "\n".join(lines)
 
 
+def _loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> int:
     offline_env()
     args = parse_args(argv)
@@ -62,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     figures: list[Figure] = []
     status: dict[str, dict] = {}
     started = time.time()
+    load_before = _loadavg()
     print(f"mlsd-interviewer benchmarks{' (quick)' if args.quick else ''}: {', '.join(args.names)}", flush=True)
     try:
         for name in args.names:
@@ -109,12 +117,14 @@ def main(argv: list[str] | None = None) -> int:
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
+            "loadavg_1m": {"before": load_before, "after": _loadavg()},
         },
         "figures": [f.to_dict() for f in figures],
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nresults: {args.out}")
+    print(f"\nload average (1 min) before/after: {load_before} / {result['machine']['loadavg_1m']['after']} on {os.cpu_count()} CPUs")
+    print(f"results: {args.out}")
     return 1 if any(st["status"] == "error" for st in status.values()) else 0
 
 

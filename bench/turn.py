@@ -74,8 +74,10 @@ class Timer:
     def __init__(self, fn) -> None:
         self.fn = fn
         self.seconds = 0.0
+        self.calls = 0
 
     def __call__(self, *a, **kw):
+        self.calls += 1
         t0 = time.perf_counter()
         try:
             return self.fn(*a, **kw)
@@ -104,7 +106,8 @@ def play(deps, scenario_id: str, msgs: list[str], breakdown: dict | None = None)
         actions.append(session.turns[-1].action or "?")
     if breakdown is not None:
         for k, t in timers.items():
-            breakdown[k] = breakdown.get(k, 0.0) + t.seconds
+            secs, calls = breakdown.get(k, (0.0, 0))
+            breakdown[k] = (secs + t.seconds, calls + t.calls)
         if deps.retriever is not None:
             del deps.retriever.search  # drop the instance wrapper
         del deps.db.add_turn
@@ -151,7 +154,10 @@ def run(ctx: Ctx) -> list[Figure]:
     last5 = sum(percentile(per_index[i], 50) for i in range(TURNS - 6, TURNS - 1))
     last5 /= 5
     feedback_ms = percentile(per_index[-1], 50)
-    parts = ", ".join(f"{k} {ms(v) / n_turns:.1f}" for k, v in sorted(breakdown.items(), key=lambda kv: -kv[1]))
+    parts = ", ".join(
+        f"{k} {ms(secs) / n_turns:.1f} ({calls / n_turns:.2f} calls, {ms(secs) / max(calls, 1):.1f} ms each)"
+        for k, (secs, calls) in sorted(breakdown.items(), key=lambda kv: -kv[1][0])
+    )
     note = (
         f"{SCENARIO}, {reps} interviews x {TURNS} turns each side; actions: {' '.join(actions)}; "
         f"mean ms per turn: {parts} (overlapping: the feedback turn's coverage and retrieval count too); "

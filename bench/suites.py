@@ -1,0 +1,82 @@
+"""Suites: wall time of ``evals.runner.run_suites`` over every shipped suite, without an LLM.
+
+Deterministic judge, a fresh Retriever over the built-in corpus index (so
+its BM25 build on first search counts, as in `mlsd eval`; the embedder is
+already loaded).  Reference: the work the runner wraps, called directly on
+the same cases: per scoring case the scorer on the answer and its three
+robustness variants, per retrieval case the three searches (dense, BM25,
+hybrid) on an already warm retriever.  Goal: <= 15 s.
+With --quick only the gold-test suite runs (no index needed).
+"""
+
+from __future__ import annotations
+
+import time
+
+from bench.common import Ctx, Figure, Goal
+
+NAME = "suites"
+TITLE = "evals.runner.run_suites over the shipped suites (deterministic, no LLM)"
+
+
+def direct_work(suites, retriever, scenarios) -> None:
+    """What the runner computes, without its bookkeeping."""
+    from evals.grading import transcript_segments
+    from evals.runner import INJECTED, STUFFING, strip_headings
+    from evals.scorer import Segment, score_segments
+
+    for suite in suites:
+        for case in suite.cases:
+            if suite.kind == "scoring":
+                sc = scenarios[case.scenario]
+                others = {k: v for k, v in scenarios.items() if k != case.scenario}
+                if case.transcript is not None:
+                    score_segments(sc, transcript_segments([t.model_dump() for t in case.transcript]), others)
+                else:
+                    for text in (case.answer, strip_headings(case.answer), case.answer + STUFFING, case.answer + INJECTED):
+                        score_segments(sc, [Segment(text)], others)
+            elif suite.kind == "retrieval":
+                for mode in ("dense", "bm25", "hybrid"):
+                    retriever.search(case.query, k=10, mode=mode)
+            else:
+                raise RuntimeError(f"suite {suite.name}: kind {suite.kind} has no direct reference here")
+
+
+def run(ctx: Ctx) -> list[Figure]:
+    from evals.runner import run_suites
+    from evals.suites import SUITES_DIR, load_suite, shipped_suites
+    from mlsd.settings import load_settings
+
+    paths = [SUITES_DIR / "gold-test.yaml"] if ctx.quick else shipped_suites()
+    suites = [load_suite(p) for p in paths]
+    settings = load_settings(llm="none")
+    needs_index = any(s.kind != "scoring" for s in suites)
+    retriever = ctx.retriever() if needs_index else None
+    if needs_index:
+        ctx.embedder  # loaded before timing: a process-start cost, not the suites'
+
+    t0 = time.perf_counter()
+    results = run_suites(paths, judge="deterministic", settings=settings, retriever=retriever)
+    wall = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    direct_work(suites, retriever, ctx.scenarios)
+    direct = time.perf_counter() - t0
+
+    per_suite = ", ".join(f"{n} {r['seconds']:.1f} s ({r['cases']} cases)" for n, r in results["suites"].items())
+    quality = []
+    for n, r in results["suites"].items():
+        m = r["metrics"]
+        if "qwk" in m:
+            quality.append(f"{n} qwk {m['qwk']:.3f}")
+        if "hit@5" in m:
+            quality.append(f"{n} hit@5 {m['hit@5']:.3f}")
+    cases = sum(len(s.cases) for s in suites)
+    return [
+        Figure(
+            NAME, "wall time", wall, "s", direct, "scorer + searches called directly",
+            goal=Goal("<= 15 s", (("value", "<=", 15.0),)),
+            note=f"{len(suites)} suites, {cases} cases: {per_suite}; sanity: {', '.join(quality)}",
+            samples=1,
+        )
+    ]
