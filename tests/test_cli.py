@@ -1,0 +1,96 @@
+"""The `mlsd` command line, in process (fast) and once as a real subprocess."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlsd.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLSD_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MLSD_LLM", "none")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "home"
+
+
+def test_score_json_shape(home, tmp_path, capsys):
+    f = tmp_path / "a.md"
+    f.write_text("Because the auction multiplies pCTR by the bid, I'd check calibration with normalized cross-entropy.\n")
+    assert main(["score", str(f), "--scenario", "ad-click-prediction", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["scenario"] == "ad-click-prediction" and 0 <= out["overall"] <= 4
+    ev = out["stages"]["evaluation"]
+    assert set(ev) >= {"score", "evidence", "covered", "missed"} and ev["score"] >= 1
+
+
+def test_score_table_and_errors(home, tmp_path, capsys):
+    f = tmp_path / "a.txt"
+    f.write_text("I would monitor drift.")
+    assert main(["score", str(f), "--scenario", "news-feed"]) == 0
+    assert "overall" in capsys.readouterr().out
+    assert main(["score", str(f), "--scenario", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown scenario" in err and "news-feed" in err
+    assert main(["score", str(tmp_path / "nope.md"), "--scenario", "news-feed"]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_eval_writes_report_and_gates_on_thresholds(home, tmp_path, capsys):
+    report = tmp_path / "run1"
+    suite = str(ROOT / "evals/suites/gold-tune.yaml")
+    assert main(["eval", suite, "--report", str(report), "--quiet"]) == 0
+    res = json.loads((report / "results.json").read_text())
+    assert "qwk" in res["suites"]["gold-tune"]["metrics"]
+    html = (report / "report.html").read_text()
+    assert "Confusion matrices" in html and "<script" not in html
+    assert main(["eval", suite, "--quiet", "--fail-under", "gold-tune/qwk=1.01"]) == 1
+    assert main(["eval", suite, "--quiet", "--fail-under", "qwk=0.1", "--compare", str(report)]) == 0
+    assert "->" in capsys.readouterr().out
+
+
+def test_interviews_list_and_scenarios(home, capsys):
+    assert main(["interviews"]) == 0
+    assert "no saved interviews" in capsys.readouterr().out
+    assert main(["scenarios"]) == 0
+    assert "people-you-may-know" in capsys.readouterr().out
+
+
+def test_search_without_index_names_the_fix(home, capsys):
+    assert main(["search", "ndcg"]) == 2
+    assert "mlsd ingest" in capsys.readouterr().err
+
+
+def test_bad_setting_is_a_clear_error(home, monkeypatch, capsys):
+    monkeypatch.setenv("MLSD_LLM", "gpt9")
+    assert main(["ask", "what is ndcg"]) == 2
+    assert "MLSD_LLM" in capsys.readouterr().err
+
+
+@pytest.mark.real
+def test_ingest_search_ask_as_real_subprocesses(tmp_path):
+    env = {"MLSD_HOME": str(tmp_path / "h"), "MLSD_LLM": "none", "PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path)}
+    mlsd = [sys.executable, "-m", "mlsd.cli"]
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "mine.md").write_text("# Bandits\nThompson sampling balances exploration and exploitation for new items.\n")
+    r = subprocess.run(mlsd + ["ingest", str(notes), "--quiet"], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "ingested 1 files" in r.stdout
+    q = tmp_path / "q.txt"
+    q.write_text("exploration for new items\nthompson\n")
+    r = subprocess.run(mlsd + ["search", "--queries", str(q), "--k", "1"], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert [x["query"] for x in lines] == ["exploration for new items", "thompson"]
+    assert set(lines[0]["results"][0]) == {"text", "source", "section", "stage", "score"}
+    r = subprocess.run(mlsd + ["ask", "How does Thompson sampling handle new items?", "--json"], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    out = json.loads(r.stdout)
+    assert out["grounded"] and out["citations"][0]["source"].endswith("mine.md")
+    r = subprocess.run(mlsd + ["ingest", str(tmp_path / "missing")], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert r.returncode == 1 and "missing" in r.stderr

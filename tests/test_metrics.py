@@ -1,0 +1,39 @@
+import math
+
+import pytest
+
+from evals import metrics
+
+
+def test_qwk_perfect_inverse_and_known_value():
+    assert metrics.qwk([0, 1, 2, 3, 4], [0, 1, 2, 3, 4]) == 1.0
+    assert metrics.qwk([0, 1, 2, 3, 4], [4, 3, 2, 1, 0]) == -1.0
+
+
+
+@pytest.mark.parametrize("a,b", [([0, 1, 2, 3], [0, 1, 2, 2]), ([0, 0, 1, 4, 3, 2, 2], [1, 0, 1, 3, 3, 2, 0]), ([2, 2, 2, 1], [2, 3, 1, 1])])
+def test_qwk_matches_scikit_learn(a, b):
+    from sklearn.metrics import cohen_kappa_score
+
+    assert metrics.qwk(a, b) == pytest.approx(cohen_kappa_score(a, b, weights="quadratic", labels=[0, 1, 2, 3, 4]))
+
+
+def test_spearman_handles_ties_and_constant_input():
+    assert metrics.spearman([1, 2, 2, 3], [1, 2, 2, 3]) == pytest.approx(1.0)
+    assert math.isnan(metrics.spearman([1, 1, 1], [1, 2, 3]))
+
+
+def test_omission_precision_recall():
+    p, r = metrics.omission(pred=[0, 0, 2, 0], gold=[0, 1, 0, 0])
+    assert (p, r) == (pytest.approx(2 / 3), pytest.approx(2 / 3))
+
+
+def test_retrieval_metrics():
+    ranks = [1, 3, None, 6]
+    assert metrics.hit_at(ranks, 1) == 0.25 and metrics.hit_at(ranks, 5) == 0.5
+    assert metrics.mrr(ranks) == pytest.approx((1 + 1 / 3 + 1 / 6) / 4)
+
+
+def test_confusion_matrix_rows_are_gold():
+    cm = metrics.confusion([1, 2], [0, 2])
+    assert cm[0][1] == 1 and cm[2][2] == 1
