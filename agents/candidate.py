@@ -75,7 +75,9 @@ class SimulatedCandidate:
             return "I'm done."
         if self.persona == "clarifier":
             return self._question() or "I'm done."
-        if last.action in ("probe", "advance", "nudge") and last.target and self._turns > 2:
+        probed = last.action in ("probe", "advance", "nudge") and last.target and self._turns > 2
+        # A candidate who drives: answer a probe, then move the design on, and so on.
+        if probed and (self._turns % 2 == 1 or last.note in ("revisit", "wrap") or self._stage_i >= len(STAGES)):
             stage = last.target.split(".", 1)[0]
             if stage == self.skip and self.persona == "skips" and last.note != "revisit":
                 pass  # a skipper ignores the stage until the interviewer comes back to it

@@ -139,13 +139,17 @@ def decide(scenario: Scenario, view: View) -> Plan:
             pitfall = next(p for p in scenario.pitfalls if p.id == pid)
             return Plan("pushback", pitfall.stage, pid, position=stage)
     if view.message_stage and STAGES.index(view.message_stage) > STAGES.index(stage):
-        # The candidate moved on: follow them, but first go back to what they skipped.
+        # The candidate moved on: follow them, but first go back to what they skipped,
+        # the emptiest stage first and, among equals, the one just jumped over.
         moved = View(**{**view.__dict__, "stage": view.message_stage})
-        for skipped in _thin_stages(moved, upto=view.message_stage):
-            if STAGES.index(skipped) >= STAGES.index(stage) or skipped in view.skipped:
-                plan = _probe(scenario, skipped, moved, note="revisit", from_stage=view.message_stage)
-                if plan:
-                    return plan
+        behind = sorted(
+            _thin_stages(moved, upto=view.message_stage),
+            key=lambda s: (view.coverage.get(s, 0.0), -STAGES.index(s)),
+        )
+        for skipped in behind:
+            plan = _probe(scenario, skipped, moved, note="revisit", from_stage=view.message_stage)
+            if plan:
+                return plan
         return _probe(scenario, view.message_stage, moved) or _advance(scenario, moved, "covered")
     for skipped in view.skipped:
         if skipped not in view.revisited and view.coverage.get(skipped, 0.0) < THIN:

@@ -268,23 +268,29 @@ PROBE = textwrap.dedent(
 
 
 def _probe_all(files: dict[str, str], tmp_path: Path, timeout: float) -> dict[str, str]:
-    """Load each file in its own process (so a hang or a memory blow-up is contained); 'TIMEOUT' if it hangs."""
+    """Load each file in its own process (so a hang or a memory blow-up is contained); 'TIMEOUT' if it hangs.
+
+    The clock starts once every process has imported the code (it prints READY), so a slow
+    machine does not pass for a hang.
+    """
     procs = {}
     for name, text in files.items():
         path = tmp_path / name
         path.write_text(text, encoding="utf-8")
-        procs[name] = (path, subprocess.Popen([sys.executable, "-c", PROBE, str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        # unbuffered bytes: readline() must not swallow output that communicate() should see
+        procs[name] = subprocess.Popen([sys.executable, "-c", PROBE, str(path)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
     out = {}
-    for name, (path, p) in procs.items():  # imports done: only the load itself is timed
-        if p.stdout.readline().strip() != "READY":
-            out[name] = "CRASH " + p.communicate()[1][-500:]
+    for name, p in procs.items():
+        if p.stdout.readline().strip() != b"READY":
+            out[name] = "CRASH " + p.communicate()[1].decode(errors="replace")[-500:]
     deadline = time.monotonic() + timeout  # one deadline for all: they run side by side
-    for name, (path, p) in procs.items():
+    for name, p in procs.items():
         if name in out:
             continue
         try:
             stdout, stderr = p.communicate(timeout=max(0.1, deadline - time.monotonic()))
-            out[name] = stdout.strip() or ("CRASH " + stderr.strip().splitlines()[-1] if stderr.strip() else "CRASH")
+            stdout, stderr = stdout.decode(errors="replace").strip(), stderr.decode(errors="replace").strip()
+            out[name] = stdout or (f"CRASH rc={p.returncode} " + (stderr.splitlines()[-1] if stderr else ""))
         except subprocess.TimeoutExpired:
             p.kill()
             p.communicate()

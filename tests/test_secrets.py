@@ -38,11 +38,13 @@ QUESTION = "Could you walk me through how you would handle that part?"
 class AnsweringOpenAI:
     """Loopback /v1/chat/completions: streams a question, or judge JSON when a schema is asked for.
 
-    Every third request fails with a 500, so the error paths (notices, judge failures) run too.
+    Every second streamed and every second plain request fails with a 500, so the error paths
+    (the interviewer's notice, judge failures) run too.
     """
 
     def __init__(self) -> None:
         self.requests: list[dict] = []
+        self.counts: dict[str, int] = {}
         self._lock = threading.Lock()
         fake = self
 
@@ -54,11 +56,12 @@ class AnsweringOpenAI:
 
             def do_POST(self):
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = json.loads(raw or b"{}")
+                kind = "stream" if body.get("stream") else "plain"
                 with fake._lock:
                     fake.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "raw": raw.decode("utf-8", "replace")})
-                    n = len(fake.requests)
-                body = json.loads(raw or b"{}")
-                if n % 3 == 0:
+                    fake.counts[kind] = n = fake.counts.get(kind, 0) + 1
+                if n % 2 == 0:  # every second request of each kind fails: each process sees a failure
                     return self._json(500, {"error": {"message": "upstream failure", "type": "server_error"}})
                 if body.get("stream"):
                     self.send_response(200)
@@ -139,12 +142,13 @@ def test_the_key_appears_nowhere(tmp_path):
             "score": start("score", str(answer), "--scenario", "news-feed", "--judge", "ensemble", "--samples", "1"),
             "eval": start("eval", str(ROOT / "evals" / "suites" / "gold-tune.yaml"), "--report", str(report), "--quiet"),
         }
+        out, err = procs["interview"].communicate(timeout=180)
+        runs["interview"] = (procs["interview"].returncode, out, err)
+        procs["interviews"] = start("interviews")  # once the interview is saved, alongside the slower doctor
         for name, p in procs.items():
-            out, err = p.communicate(timeout=180)
-            runs[name] = (p.returncode, out, err)
-        p = start("interviews")
-        out, err = p.communicate(timeout=60)
-        runs["interviews"] = (p.returncode, out, err)
+            if name != "interview":
+                out, err = p.communicate(timeout=180)
+                runs[name] = (p.returncode, out, err)
     finally:
         fake.close()
 
@@ -154,6 +158,7 @@ def test_the_key_appears_nowhere(tmp_path):
         assert not _leaks(out), f"mlsd {name} printed the key on stdout"
         assert not _leaks(err), f"mlsd {name} printed the key on stderr"
     assert b"hidden" in runs["doctor"][1]  # the doctor saw the key and said so without showing it
+    assert b"news-feed" in runs["interviews"][1]  # the saved interview is listed
     assert QUESTION.encode() in runs["interview"][1]  # the LLM was really used...
     assert b"template phrasing" in runs["interview"][2]  # ...and its failure path was taken too
     score_out = runs["score"][1].decode()
