@@ -75,17 +75,17 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.names:
             module = importlib.import_module(f"bench.{name}")
             print(f"\n[{name}] {module.TITLE}", flush=True)
-            t0 = time.perf_counter()
+            t0, load0 = time.perf_counter(), _loadavg()
             try:
                 got = module.run(ctx)
             except Skip as exc:
                 print(f"  SKIPPED {name}: {exc}", flush=True)
-                status[name] = {"status": "skipped", "reason": str(exc), "seconds": round(time.perf_counter() - t0, 2)}
+                status[name] = {"status": "skipped", "reason": str(exc), "seconds": round(time.perf_counter() - t0, 2), "loadavg_1m": [load0, _loadavg()]}
                 continue
             except Exception as exc:  # keep going: one broken benchmark must not hide the others
                 traceback.print_exc()
                 print(f"  ERROR in {name}: {exc.__class__.__name__}: {exc}", flush=True)
-                status[name] = {"status": "error", "reason": f"{exc.__class__.__name__}: {exc}", "seconds": round(time.perf_counter() - t0, 2)}
+                status[name] = {"status": "error", "reason": f"{exc.__class__.__name__}: {exc}", "seconds": round(time.perf_counter() - t0, 2), "loadavg_1m": [load0, _loadavg()]}
                 continue
             seconds = time.perf_counter() - t0
             for f in got:
@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
                     line += f" = {f.ratio:.2f}x"
                 print(line, flush=True)
             figures.extend(got)
-            status[name] = {"status": "ok", "seconds": round(seconds, 2)}
+            status[name] = {"status": "ok", "seconds": round(seconds, 2), "loadavg_1m": [load0, _loadavg()]}
+            print(f"  ({seconds:.0f} s; load average {load0} -> {status[name]['loadavg_1m'][1]} on {os.cpu_count()} CPUs)", flush=True)
     finally:
         ctx.close()
 

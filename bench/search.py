@@ -140,6 +140,24 @@ def measure(ctx: Ctx, store, queries: list[str], n: int) -> dict:
     }
 
 
+def embed_threads_probe(ctx: Ctx, queries: list[str], n: int) -> tuple[int, float, float]:
+    """embed_query p50 (ms) at torch's default intra-op threads and at 1 thread, alternating (diagnostic only)."""
+    import torch
+
+    default = torch.get_num_threads()
+    times: dict[int, list[float]] = {default: [], 1: []}
+    try:
+        for i in range(n):
+            for threads in ((default, 1) if i % 2 else (1, default)):
+                torch.set_num_threads(threads)
+                t0 = time.perf_counter()
+                ctx.embedder.embed_query(queries[i % len(queries)])
+                times[threads].append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(default)
+    return default, percentile(times[default], 50) * 1000, percentile(times[1], 50) * 1000
+
+
 def run(ctx: Ctx) -> list[Figure]:
     sizes = (200, 1000) if ctx.quick else (1000, 10000)
     n = 30 if ctx.quick else 200
@@ -160,6 +178,9 @@ def run(ctx: Ctx) -> list[Figure]:
             f"reference split p50: embed_query {m['embed_p50_ms']:.1f} ms + collection.query {m['chroma_p50_ms']:.1f} ms; "
             f"store built in {build_s:.1f} s; first search pays a BM25 build of {m['refresh_s'] * 1000:.0f} ms"
         )
+        if large:
+            threads, at_default, at_one = embed_threads_probe(ctx, queries, 20 if ctx.quick else 60)
+            note += f"; embed_query p50 with torch at {threads} threads (the default) {at_default:.1f} ms vs 1 thread {at_one:.1f} ms"
         figures.append(Figure(NAME, f"p50 @{label}", p50, "ms", r50, "embed_query + collection.query", goal=goal50, note=note, samples=n))
         figures.append(Figure(NAME, f"p95 @{label}", p95, "ms", r95, "embed_query + collection.query", goal=Goal("<= 1.3x ref", (("ratio", "<=", 1.3),)), samples=n))
     return figures

@@ -5,7 +5,8 @@ its BM25 build on first search counts, as in `mlsd eval`; the embedder is
 already loaded).  Reference: the work the runner wraps, called directly on
 the same cases: per scoring case the scorer on the answer and its three
 robustness variants, per retrieval case the three searches (dense, BM25,
-hybrid) on an already warm retriever.  Goal: <= 15 s.
+hybrid) on an already warm retriever, per interview case the self-play and
+its checks.  Goal: <= 15 s.
 With --quick only the gold-test suite runs (no index needed).
 """
 
@@ -21,10 +22,14 @@ TITLE = "evals.runner.run_suites over the shipped suites (deterministic, no LLM)
 
 def direct_work(suites, retriever, scenarios) -> None:
     """What the runner computes, without its bookkeeping."""
+    from agents.db import InterviewDB
+    from agents.interviewer import Deps
     from evals.grading import transcript_segments
+    from evals.interview_checks import check_expectation, play
     from evals.runner import INJECTED, STUFFING, strip_headings
     from evals.scorer import Segment, score_segments
 
+    db = InterviewDB("sqlite://")
     for suite in suites:
         for case in suite.cases:
             if suite.kind == "scoring":
@@ -38,6 +43,10 @@ def direct_work(suites, retriever, scenarios) -> None:
             elif suite.kind == "retrieval":
                 for mode in ("dense", "bm25", "hybrid"):
                     retriever.search(case.query, k=10, mode=mode)
+            elif suite.kind == "interview":  # the self-play itself, with the runner's deps (sqlite://, same retriever)
+                session = play(Deps(db=db, scenarios=scenarios, retriever=retriever), case)
+                for exp in case.expect:
+                    check_expectation(session, case, exp)
             else:
                 raise RuntimeError(f"suite {suite.name}: kind {suite.kind} has no direct reference here")
 
@@ -71,6 +80,8 @@ def run(ctx: Ctx) -> list[Figure]:
             quality.append(f"{n} qwk {m['qwk']:.3f}")
         if "hit@5" in m:
             quality.append(f"{n} hit@5 {m['hit@5']:.3f}")
+        if "pass_rate" in m:
+            quality.append(f"{n} pass rate {m['pass_rate']:.3f}")
     cases = sum(len(s.cases) for s in suites)
     return [
         Figure(

@@ -25,6 +25,8 @@ def _offline() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def model_path() -> str:
@@ -64,6 +66,9 @@ class MiniLMEmbeddings(Embeddings):
                 _offline()
                 from sentence_transformers import SentenceTransformer
 
+                from transformers.utils import logging as hf_logging
+
+                hf_logging.disable_progress_bar()
                 try:
                     self._model = SentenceTransformer(model_path(), device="cpu")
                 except OSError as exc:

@@ -107,22 +107,24 @@ def _leaks(data: str | bytes) -> list[str]:
     return [n for n in NEEDLES if n.encode() in blob]
 
 
-def test_the_key_appears_nowhere(tmp_path):
-    home, report = tmp_path / "home", tmp_path / "report"
-    script = tmp_path / "script.txt"
-    script.write_text(
-        "What is the scale, how many users?\n---\n"
-        "I would rank posts with a model trained on clicks and likes from the feed logs.\n---\n"
-        "The objective is to predict the probability of engagement for each post, a pointwise classification.\n---\n"
-        "For data I would use impressions, clicks and likes as labels, with features like author affinity.\n",
-        encoding="utf-8",
-    )
-    answer = tmp_path / "answer.md"
-    answer.write_text(
-        "I would frame feed ranking as predicting engagement per post with a pointwise model trained on clicks, "
-        "because it is cheap to serve. I would evaluate offline with nDCG and online with an A/B test.\n",
-        encoding="utf-8",
-    )
+SCRIPT = (
+    "What is the scale, how many users?\n---\n"
+    "I would rank posts with a model trained on clicks and likes from the feed logs.\n---\n"
+    "The objective is to predict the probability of engagement for each post, a pointwise classification.\n---\n"
+    "For data I would use impressions, clicks and likes as labels, with features like author affinity.\n"
+)
+ANSWER = (
+    "I would frame feed ranking as predicting engagement per post with a pointwise model trained on clicks, "
+    "because it is cheap to serve. I would evaluate offline with nDCG and online with an A/B test.\n"
+)
+
+
+def run_commands(tmp_path: Path, commands: dict[str, list[str]], after: dict[str, list[str]] | None = None):
+    """Run `mlsd` commands side by side with the key set and MLSD_LLM=openai at a loopback fake.
+
+    ``after`` commands start once the first command has finished.  Returns (runs, fake, home).
+    """
+    home = tmp_path / "home"
     fake = AnsweringOpenAI()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSD_", "OPENAI_"))}
     env.update(
@@ -130,51 +132,73 @@ def test_the_key_appears_nowhere(tmp_path):
         MLSD_LLM_TIMEOUT="20", MLSD_LLM_RETRIES="0", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", ANONYMIZED_TELEMETRY="False",
     )
 
-    def start(*args):
+    def start(args):
         return subprocess.Popen([*MLSD, *args], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     runs = {}
     try:
-        # the interview first (it writes the database the others read), the rest alongside it
-        procs = {
-            "interview": start("interview", "--scenario", "news-feed", "--script", str(script)),
-            "doctor": start("doctor"),
-            "score": start("score", str(answer), "--scenario", "news-feed", "--judge", "ensemble", "--samples", "1"),
-            "eval": start("eval", str(ROOT / "evals" / "suites" / "gold-tune.yaml"), "--report", str(report), "--quiet"),
-        }
-        out, err = procs["interview"].communicate(timeout=180)
-        runs["interview"] = (procs["interview"].returncode, out, err)
-        procs["interviews"] = start("interviews")  # once the interview is saved, alongside the slower doctor
+        procs = {name: start(args) for name, args in commands.items()}
+        first = next(iter(procs))
+        out, err = procs[first].communicate(timeout=180)
+        runs[first] = (procs[first].returncode, out, err)
+        procs.update({name: start(args) for name, args in (after or {}).items()})
         for name, p in procs.items():
-            if name != "interview":
+            if name not in runs:
                 out, err = p.communicate(timeout=180)
                 runs[name] = (p.returncode, out, err)
     finally:
         fake.close()
-
-    expected_rc = {"interview": {0}, "doctor": {0, 1}, "score": {0}, "eval": {0}, "interviews": {0}}  # doctor: empty index
     for name, (rc, out, err) in runs.items():
-        assert rc in expected_rc[name], f"mlsd {name} exited {rc}: {err.decode()[-1500:]}"
         assert not _leaks(out), f"mlsd {name} printed the key on stdout"
         assert not _leaks(err), f"mlsd {name} printed the key on stderr"
-    assert b"hidden" in runs["doctor"][1]  # the doctor saw the key and said so without showing it
+    # the key went to the server in the Authorization header and nowhere else in the requests
+    for req in fake.requests:
+        assert req["headers"].get("authorization") == f"Bearer {KEY}"
+        assert not _leaks(req["raw"]), "the key was sent inside a prompt"
+    return runs, fake, home
+
+
+def _assert_no_file_leaks(*roots: Path) -> list[Path]:
+    files = [p for root in roots if root.exists() for p in root.rglob("*") if p.is_file()]
+    for path in files:
+        assert not _leaks(path.read_bytes()), f"{path} contains the key"
+    return files
+
+
+def test_the_key_appears_nowhere(tmp_path):
+    script, answer, report = tmp_path / "script.txt", tmp_path / "answer.md", tmp_path / "report"
+    script.write_text(SCRIPT, encoding="utf-8")
+    answer.write_text(ANSWER, encoding="utf-8")
+    runs, fake, home = run_commands(
+        tmp_path,
+        {  # the interview first: `mlsd interviews` starts once it is saved
+            "interview": ["interview", "--scenario", "news-feed", "--script", str(script)],
+            "score": ["score", str(answer), "--scenario", "news-feed", "--judge", "ensemble", "--samples", "1"],
+            "eval": ["eval", str(ROOT / "evals" / "suites" / "gold-tune.yaml"), "--report", str(report), "--quiet"],
+        },
+        after={"interviews": ["interviews"]},
+    )
+    for name, (rc, out, err) in runs.items():
+        assert rc == 0, f"mlsd {name} exited {rc}: {err.decode()[-1500:]}"
     assert b"news-feed" in runs["interviews"][1]  # the saved interview is listed
     assert QUESTION.encode() in runs["interview"][1]  # the LLM was really used...
     assert b"template phrasing" in runs["interview"][2]  # ...and its failure path was taken too
     score_out = runs["score"][1].decode()
     assert "news-feed" in score_out and "judge: ensemble" in score_out
+    assert fake.requests and fake.counts.get("stream") and fake.counts.get("plain")
 
-    files = [p for root in (home, report) for p in root.rglob("*") if p.is_file()]
+    files = _assert_no_file_leaks(home, report)
     assert any(p.name == "mlsd.db" for p in files) and (report / "results.json").exists() and (report / "report.html").exists()
     assert list((home / "judge-cache").glob("*.json")), "the judge cache was not written"
-    for path in files:
-        assert not _leaks(path.read_bytes()), f"{path} contains the key"
 
-    # the key went to the server in the Authorization header and nowhere else in the requests
-    assert fake.requests
-    for req in fake.requests:
-        assert req["headers"].get("authorization") == f"Bearer {KEY}"
-        assert not _leaks(req["raw"]), "the key was sent inside a prompt"
+
+@pytest.mark.real  # the doctor loads the real embedder's tokenizer (transformers, torch)
+def test_doctor_never_shows_the_key(tmp_path):
+    runs, _, home = run_commands(tmp_path, {"doctor": ["doctor"]})
+    rc, out, err = runs["doctor"]
+    assert rc in (0, 1), err.decode()[-1500:]  # 1: the empty knowledge index is a reported problem
+    assert b"key set (hidden)" in out  # it saw the key and said so without showing it
+    _assert_no_file_leaks(home)
 
 
 # --- prompt injection --------------------------------------------------------------------------
