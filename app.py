@@ -161,6 +161,7 @@ def start_form() -> None:
     if go:
         sid = random.choice(sorted(scenarios)) if choice == "Random" else choice
         session = InterviewSession.start(deps(), sid, minutes)
+        session.warm()  # the cold prompt runs while the candidate reads the opening
         st.query_params["iid"] = session.id
         st.rerun()
 

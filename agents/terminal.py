@@ -102,6 +102,7 @@ def run_terminal(settings: Settings, scenario: str | None, minutes: float | None
         session = InterviewSession.resume(deps, resume)
     else:
         session = InterviewSession.start(deps, scenario or random.choice(sorted(scenarios)), minutes)
+        session.warm()
     out = open("/dev/null", "w") if as_json else sys.stdout  # noqa: SIM115
     try:
         if not as_json:
@@ -135,6 +136,25 @@ def run_terminal(settings: Settings, scenario: str | None, minutes: float | None
     if as_json:
         print(json.dumps(transcript_json(session), indent=2, ensure_ascii=False))
     else:
-        fb = session.feedback()
-        print("Scores: " + ", ".join(f"{s} {v['score']}/4" for s, v in fb.stages.items()) + f"; overall {fb.overall:.2f}")
+        print(render_feedback(session))
     return 0
+
+
+def render_feedback(session: InterviewSession) -> str:
+    """The feedback as plain text for the terminal."""
+    fb = session.feedback()
+    shows = {s.id: s.shows for s in session.scenario.all_signals()}
+    lines = [f"Overall: {fb.overall:.2f} / 4", ""]
+    for stage, d in fb.stages.items():
+        t = fb.time_per_stage[stage]
+        lines.append(f"{stage:11} {d['score']}/4   {t['minutes']:.1f} of {t['budget']:g} min")
+        for e in d["evidence"][:2]:
+            lines.append(f"            “{e['quote'][:120]}”")
+        if d["missed"]:
+            lines.append(f"            missed: {shows[d['missed'][0]][:120]}")
+    if fb.improvements:
+        lines += ["", "Three things to improve:"]
+        for i, imp in enumerate(fb.improvements, 1):
+            study = f" (study: {imp['study']['section']})" if imp.get("study") else ""
+            lines.append(f"  {i}. [{imp['stage']}] {imp['what']}{study}")
+    return "\n".join(lines)

@@ -317,7 +317,7 @@ def score_segments(
             confidence=confidence,
             covered=[s.id for s, h in ordered if h.quality >= 2],
             missed=[s.id for s in sorted(signals, key=lambda s: -s.weight) if s.id not in best or best[s.id].quality < 2],
-            evidence=[h.evidence for _, h in ordered[:4]],
+            evidence=list({h.evidence.quote: h.evidence for _, h in ordered}.values())[:4],  # one quote once
             coverage=frac,
         )
     weights = {st: sum(s.weight for s in scenario.signals[st]) for st in STAGES}

@@ -159,17 +159,22 @@ def test_sigkill_while_the_reply_streams_then_resume(tmp_path):
         [*MLSD, "interview", "--scenario", "news-feed", "--script", str(script)],
         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )
+    shown: list[bytes] = []
+    reader = threading.Thread(target=lambda: shown.extend(iter(lambda: proc.stdout.read1(4096), b"")), daemon=True)
+    reader.start()
     try:
         if not fake.stalled.wait(90):
             _kill(proc)
             pytest.fail(f"the interview never reached the stalled reply: rc={proc.returncode} {proc.stderr.read().decode()[-2000:]}")
-        time.sleep(0.2)  # the fragment has been read and shown
+        deadline = time.monotonic() + 20
+        while PARTIAL.strip().encode() not in b"".join(shown) and time.monotonic() < deadline:
+            time.sleep(0.02)  # until the fragment is on the screen
         assert proc.poll() is None, "the interview ended on its own"
         _kill(proc)
     finally:
         fake.close()
-    out = proc.stdout.read().decode()
-    assert PARTIAL.strip() in out  # the crash really came mid-reply
+    reader.join(timeout=10)
+    assert PARTIAL.strip().encode() in b"".join(shown)  # the crash really came mid-reply
 
     db_file = home / "mlsd.db"
     assert _integrity(db_file) == "ok"
@@ -186,7 +191,7 @@ def test_sigkill_while_the_reply_streams_then_resume(tmp_path):
     assert not any(PARTIAL.strip() in t.text for t in turns)  # a half reply is never saved
     completed = [t for t in turns if t.role == "interviewer"]
     assert len(completed) == len(turns) - len([t for t in turns if t.role == "candidate"])
-    assert sum(QUESTION in t.text for t in completed) == 2  # both finished LLM replies are saved
+    assert sum(QUESTION in t.text for t in completed) == 2, [[m["content"][-80:] for m in b["messages"][-1:]] for b in fake.bodies] + [(t.action, t.note, t.text[-90:]) for t in completed]  # both finished LLM replies are saved
 
     # resume by id: the saved turns come back unchanged, the new ones are appended
     data = _resume(home, rec.id, _write_script(tmp_path / "script2.txt", SCRIPT2), _env(home))

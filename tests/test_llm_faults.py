@@ -22,7 +22,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from agents.db import InterviewDB
 from agents.interviewer import Deps, InterviewSession
 from agents.llm import LLMError, LLMOutputError, make_chat_model, stream_text, structured
 from evals.judge import JudgeCache, StageJudgement, judge_stage
@@ -400,7 +399,7 @@ def test_judge_cache_keeps_scores_not_failures(fake, scenarios, tmp_path):
     assert sorted(second.samples) == [1, 3] and second.failures == []
 
 
-def test_grade_with_failing_judge_reports_none_overall(fake, monkeypatch):
+def test_grade_with_failing_judge_reports_none_overall(fake):
     from evals.grading import grade
 
     chat = chat_for(fake, retries=0)
