@@ -189,7 +189,10 @@ def compare_runs(old: dict, new: dict) -> list[dict]:
     return rows
 
 
-def run_suites(paths: list[Path], judge: str = "deterministic", settings=None, progress: bool = False, retriever=None, make_deps=None) -> dict:
+def run_suites(
+    paths: list[Path], judge: str = "deterministic", settings=None, progress: bool = False, retriever=None, make_deps=None, interview_llm: bool = False
+) -> dict:
+    """Run suites; ``interview_llm`` lets the configured LLM phrase interview turns (default: templates)."""
     suites = [load_suite(p) for p in (paths or shipped_suites())]
     total = sum(len(s.cases) for s in suites)
     bar = None
@@ -205,7 +208,7 @@ def run_suites(paths: list[Path], judge: str = "deterministic", settings=None, p
 
         chat, label, cache = runtime.chat_model(settings), settings.model_label, JudgeCache(settings.home / "judge-cache")
     started = time.perf_counter()
-    results = {"started_at": time.time(), "judge": judge, "suites": {}}
+    results = {"started_at": time.time(), "judge": judge, "interview_llm": settings.model_label if interview_llm and settings else "none", "suites": {}}
     for suite in suites:
         t0 = time.perf_counter()
         if suite.kind == "scoring":
@@ -218,7 +221,7 @@ def run_suites(paths: list[Path], judge: str = "deterministic", settings=None, p
             res = eval_retrieval(suite, retriever, tick)
         else:
             if make_deps is None:
-                make_deps = _default_deps(settings, retriever)
+                make_deps = _default_deps(settings, retriever, interview_llm)
             res = eval_interview(suite, make_deps, tick)
         res["seconds"] = round(time.perf_counter() - t0, 3)
         res["path"] = str(suite.path)
@@ -229,16 +232,18 @@ def run_suites(paths: list[Path], judge: str = "deterministic", settings=None, p
     return results
 
 
-def _default_deps(settings, retriever):
-    from agents.interviewer import Deps
+def _default_deps(settings, retriever, llm: bool = False):
     from agents.db import InterviewDB
+    from agents.interviewer import Deps
     from knowledge.scenarios import load_scenarios
     from mlsd import runtime
 
     r = retriever or runtime.retriever(settings)
     db = InterviewDB("sqlite://")  # self-play interviews are not the user's history
     scenarios = load_scenarios()
-    return lambda: Deps(db=db, scenarios=scenarios, retriever=r)
+    chat = runtime.chat_model(settings) if llm else None
+    label = settings.model_label if chat else "none"
+    return lambda: Deps(db=db, scenarios=scenarios, retriever=r, chat=chat, llm_label=label)
 
 
 def summary_table(results: dict) -> str:
@@ -251,9 +256,9 @@ def summary_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def run_eval(paths, judge, report_dir, compare, fail_under, settings, progress=True) -> int:
+def run_eval(paths, judge, report_dir, compare, fail_under, settings, progress=True, interview_llm=False) -> int:
     thresholds = parse_thresholds(fail_under)
-    results = run_suites(paths, judge, settings, progress)
+    results = run_suites(paths, judge, settings, progress, interview_llm=interview_llm)
     if compare:
         try:
             old = json.loads((Path(compare) / "results.json").read_text())

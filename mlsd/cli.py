@@ -131,7 +131,7 @@ def cmd_score(args) -> int:
 def cmd_eval(args) -> int:
     from evals.runner import run_eval
 
-    s = load_settings()
+    s = load_settings(llm=args.llm)
     return run_eval(
         [Path(p) for p in args.suites],
         judge=args.judge,
@@ -140,6 +140,7 @@ def cmd_eval(args) -> int:
         fail_under=args.fail_under or [],
         settings=s,
         progress=not args.quiet,
+        interview_llm=args.llm not in (None, "none"),
     )
 
 
@@ -227,6 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--compare", help="an earlier run's folder to compare against")
     e.add_argument("--fail-under", action="append", metavar="METRIC=VALUE")
     e.add_argument("--quiet", action="store_true")
+    e.add_argument("--llm", choices=["local", "openai", "none"], help="phrase interview-suite turns with this LLM (default: templates)")
     e.set_defaults(fn=cmd_eval)
 
     sl = sub.add_parser("scenarios", help="list the scenarios")
