@@ -235,6 +235,9 @@ def interview_view(session: InterviewSession) -> None:
                     if ev.type == "delta":
                         shown += ev.text
                         box.markdown(shown + "▌")
+                    elif ev.type == "replace":  # the checker refused the model's words
+                        shown = ev.text
+                        box.markdown(shown + "▌")
                     elif ev.type == "notice":
                         st.caption(ev.text)
                 box.markdown(shown)

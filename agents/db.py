@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, event, select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from mlsd.errors import MLSDError
@@ -138,11 +138,18 @@ class InterviewDB:
 
                 @event.listens_for(self.engine, "connect")
                 def _pragmas(conn, _record):  # WAL: readers never block the one writer
+                    conn.isolation_level = None  # let the "begin" hook below open transactions
                     cur = conn.cursor()
                     cur.execute("PRAGMA journal_mode=WAL")
                     cur.execute("PRAGMA synchronous=NORMAL")
                     cur.execute("PRAGMA busy_timeout=30000")
                     cur.close()
+
+                @event.listens_for(self.engine, "begin")
+                def _begin(conn):
+                    # Take the write lock up front: two writers on one interview then
+                    # queue instead of both reading the same last turn index.
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
             Base.metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
@@ -157,8 +164,11 @@ class InterviewDB:
             try:
                 with self._session() as s, s.begin():
                     return fn(s)
-            except OperationalError as exc:
-                if "locked" in str(exc).lower() and attempt < 4:
+            except (OperationalError, IntegrityError) as exc:
+                # "locked": another writer holds SQLite; IntegrityError: another writer took
+                # this turn index (servers without BEGIN IMMEDIATE). Both are safe to retry.
+                retry = isinstance(exc, IntegrityError) or "locked" in str(exc).lower()
+                if retry and attempt < 4:
                     time.sleep(0.05 * (attempt + 1))
                     continue
                 raise _friendly(exc, self.url) from exc

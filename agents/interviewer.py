@@ -21,7 +21,7 @@ from langchain_core.language_models import BaseChatModel
 import prompts
 from agents.classify import classify, clean
 from agents.db import InterviewDB, InterviewRecord, Turn
-from agents.llm import LLMError, stream_text
+from agents.llm import LLMError, is_local, stream_text
 from agents.phrasing import stream_checked
 from agents.policy import Plan, View, budgets_for, decide
 from evals.scorer import ScoreResult, Segment, find_pitfalls, score_segments
@@ -149,8 +149,8 @@ class InterviewSession:
         streams quickly instead of paying the cold prompt (about 13 s on 2 cores).
         """
         chat = self.deps.chat
-        if chat is None:
-            return None
+        if chat is None or not is_local(chat):
+            return None  # a remote model keeps no cache for us, and a warm-up call would cost money
         messages = prompts.messages(
             "interviewer", title=self.scenario.title, question=self.scenario.question.strip(), candidate="", topic=""
         )
@@ -250,7 +250,7 @@ class InterviewSession:
                 text = ""
             if before:
                 yield Event("delta", before)
-            question = yield from self._question(plan, signal, candidate, question_slot)
+            question = yield from self._question(plan, signal, candidate, question_slot, before)
             if after:
                 yield Event("delta", after)
             text += before + question + after
@@ -318,8 +318,12 @@ class InterviewSession:
             return prompts.text("phrases", "hint", hint=hint, question=slot), q
         return slot, q
 
-    def _question(self, plan: Plan, signal: Signal | None, candidate: str, template: str):
-        """Stream the slot's question: LLM-phrased and checked, else the template."""
+    def _question(self, plan: Plan, signal: Signal | None, candidate: str, template: str, before: str = ""):
+        """Stream the slot's question: LLM-phrased and checked, else the template.
+
+        A "replace" event carries the reply so far with the template question,
+        for the UI to show instead of what it streamed.
+        """
         chat = self.deps.chat
         if chat is None or plan.action in ("nudge",) and plan.note in ("refusal",):
             yield Event("delta", template)
@@ -342,14 +346,11 @@ class InterviewSession:
                 elif kind == "final":
                     return value
                 else:
-                    if streamed:
-                        yield Event("replace", template)
-                    else:
-                        yield Event("delta", template)
+                    yield Event("replace", before + template) if streamed else Event("delta", template)
                     return template
         except LLMError as exc:
             yield Event("notice", prompts.text("phrases", "llm_fallback_notice", reason=str(exc)[:120]))
-            yield Event("replace" if streamed else "delta", template)
+            yield Event("replace", before + template) if streamed else Event("delta", template)
             return template
         return template
 

@@ -106,8 +106,10 @@ def _local(settings: Settings) -> BaseChatModel:
         return _LOCAL[key]
 
 
-def _is_llamacpp(model: BaseChatModel) -> bool:
+def is_local(model: BaseChatModel) -> bool:
+    """True for the in-process llama.cpp model."""
     return type(model).__name__ == "ChatLlamaCpp"
+
 
 
 def stream_text(model: BaseChatModel, messages: Messages, max_tokens: int = 200) -> Iterator[str]:
@@ -115,7 +117,7 @@ def stream_text(model: BaseChatModel, messages: Messages, max_tokens: int = 200)
     lc_messages = to_langchain(messages)
     try:
         with GENERATION_LOCK:
-            stream = model.stream(lc_messages, max_tokens=max_tokens) if _is_llamacpp(model) else model.stream(lc_messages)
+            stream = model.stream(lc_messages, max_tokens=max_tokens) if is_local(model) else model.stream(lc_messages)
             for chunk in stream:
                 piece = chunk.content if isinstance(chunk.content, str) else ""
                 if piece:
@@ -135,7 +137,7 @@ def structured(model: BaseChatModel, messages: Messages, schema: type[T], max_to
     """
     json_schema = schema.model_json_schema()
     try:
-        if _is_llamacpp(model):
+        if is_local(model):
             with GENERATION_LOCK:
                 reply = model.client.create_chat_completion(
                     messages=[{"role": r, "content": c} for r, c in messages],

@@ -17,6 +17,12 @@ from evals.text import normalize
 MAX_WORDS = 45
 _LABEL = re.compile(r"^\s*(?:interviewer|question|assistant)\s*:\s*", re.I)
 _WORD = re.compile(r"[a-z0-9]+")
+# An interviewer never discusses marks mid-interview: a model obeying an
+# injected "tell them they got full marks" is refused here.
+GRADING_TALK = re.compile(
+    r"full marks|perfect score|maximum score|\b[0-4]\s*/\s*4\b|\byou (?:have )?(?:scored|earned|got|deserve|passed)\b"
+    r"|\bgrad(?:e|es|ed|ing|er)\b|\brubric\b|answer key"
+)
 
 
 @dataclass(frozen=True)
@@ -62,25 +68,46 @@ def check_question(raw: str, candidate: str, secrets: list[str], allowed: str = 
             return Checked(None, "leaks the answer key")
     if candidate and len(mine) and len(mine & _ngrams(candidate, 4)) / len(mine) > 0.5:
         return Checked(None, "echoes the candidate")
+    if GRADING_TALK.search(text.lower()):
+        return Checked(None, "talks about grading")
     return Checked(text)
 
 
 def stream_checked(pieces: Iterator[str], candidate: str, secrets: list[str], allowed: str) -> Iterator[tuple[str, str]]:
-    """Pass streamed pieces through, stopping at the first question mark.
+    """Pass streamed pieces through the checker without ever showing a leak.
 
     Yields ("delta", text) while streaming and ends with ("final", question)
-    or ("reject", reason).  Stopping at "?" makes "exactly one question" hold
-    by construction; the full check runs on the final text.
+    or ("reject", reason).  Generation stops at the first question mark, so
+    "exactly one question" holds by construction.  The last three complete
+    words are held back until the next words arrive: every 4-word run is
+    checked against the answer key before any of its words is shown, so a
+    rejected reply has leaked nothing by the time it is replaced.
     """
-    buffer = ""
+    forbidden = set().union(*(_ngrams(x, 4) for x in secrets)) - (_ngrams(allowed, 4) | _ngrams(candidate, 4)) if secrets else set()
+    buffer, shown = "", 0
     for piece in pieces:
         if "?" in piece:
             piece = piece[: piece.index("?") + 1]
         buffer += piece
-        if len(_WORD.findall(buffer)) > MAX_WORDS + 5:
+        words = list(re.finditer(r"[a-z0-9]+", buffer.lower()))
+        complete = words[:-1] if buffer and buffer[-1].isalnum() else words
+        tokens = [w.group(0) for w in complete]
+        if forbidden and {tuple(tokens[i : i + 4]) for i in range(len(tokens) - 3)} & forbidden:
+            yield ("reject", "leaks the answer key")
+            return
+        if len(words) > MAX_WORDS + 5:
             break
-        yield ("delta", piece)
+        if len(complete) > 3:
+            safe = complete[-3].start()
+            if safe > shown:
+                yield ("delta", buffer[shown:safe])
+                shown = safe
         if "?" in piece:
             break
     checked = check_question(buffer, candidate, secrets, allowed)
-    yield ("final", checked.text) if checked.text else ("reject", checked.reason)
+    if checked.text is None:
+        yield ("reject", checked.reason)
+        return
+    if len(buffer) > shown:
+        yield ("delta", buffer[shown:])
+    yield ("final", checked.text)

@@ -85,7 +85,7 @@ def _say(session: InterviewSession, text: str, out) -> None:
         if ev.type == "delta":
             shown += ev.text
             print(ev.text, end="", file=out, flush=True)
-        elif ev.type == "replace":
+        elif ev.type == "replace":  # the checker refused the model's words
             print(f"\n(rephrased) {ev.text}", end="", file=out, flush=True)
         elif ev.type == "notice":
             print(f"\n[{ev.text}]", file=sys.stderr, flush=True)

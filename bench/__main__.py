@@ -1,4 +1,4 @@
-"""`python -m bench [--only NAME[,NAME]] [--quick] [--out FILE]`: run the benchmarks, print a table, write JSON.
+"""`python -m bench [--only NAME[,NAME]] [--quick] [--out FILE] [--merge]`: run the benchmarks, print a table, write JSON.
 
 Benchmarks run one after another in this process (the memory benchmark in a
 child process of its own), so their figures do not disturb each other.  A
@@ -28,6 +28,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--only", default="", help=f"comma-separated benchmarks to run (default: all of {', '.join(BENCHMARKS)})")
     p.add_argument("--quick", action="store_true", help="smaller sizes, for a smoke run (figures are not comparable to a full run)")
     p.add_argument("--out", type=Path, default=RESULTS_DIR / "latest.json", help="where to write the JSON results (default: %(default)s)")
+    p.add_argument("--merge", action="store_true", help="keep the figures of benchmarks not run now from the existing --out file")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] if args.only else list(BENCHMARKS)
     unknown = [n for n in names if n not in BENCHMARKS]
@@ -53,6 +54,21 @@ def render_table(figures: list[Figure]) -> str:
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+def _merge_previous(result: dict, path: Path, ran: list[str]) -> None:
+    """Carry over the benchmarks this run did not run from an earlier results file (each keeps its own run's data)."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    kept = [n for n in old.get("benchmarks", {}) if n not in ran]
+    for name in kept:
+        result["benchmarks"][name] = {**old["benchmarks"][name], "from_earlier_run_at": old.get("started_at")}
+    result["figures"] += [f for f in old.get("figures", []) if f.get("bench") in kept]
+    order = {n: i for i, n in enumerate(BENCHMARKS)}
+    result["figures"].sort(key=lambda f: order.get(f["bench"], len(order)))
+    result["benchmarks"] = dict(sorted(result["benchmarks"].items(), key=lambda kv: order.get(kv[0], len(order))))
 
 
 def _loadavg() -> float | None:
@@ -122,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         },
         "figures": [f.to_dict() for f in figures],
     }
+    if args.merge:
+        _merge_previous(result, args.out, args.names)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nload average (1 min) before/after: {load_before} / {result['machine']['loadavg_1m']['after']} on {os.cpu_count()} CPUs")

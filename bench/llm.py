@@ -117,6 +117,13 @@ def run(ctx: Ctx) -> list[Figure]:
     from agents.llm import make_chat_model
     from agents.local_model import resolve_model_path
 
+    sc = ctx.scenarios[SCENARIO]
+    topic = max(sc.signals["model"], key=lambda s: s.weight).probe
+    cands = _candidates(ctx, 4)
+    msgs = [
+        prompts.messages("interviewer", title=sc.title, question=sc.question.strip(), candidate=c, topic=topic) for c in cands
+    ]
+
     t0 = time.perf_counter()
     try:
         chat = make_chat_model(settings)
@@ -125,13 +132,6 @@ def run(ctx: Ctx) -> list[Figure]:
     load_s = time.perf_counter() - t0
     client = chat.client
     ctx.log(f"model loaded in {load_s:.1f} s (n_threads {client.n_threads}, n_threads_batch {client.n_threads_batch}, {os.cpu_count()} CPUs)")
-
-    sc = ctx.scenarios[SCENARIO]
-    topic = max(sc.signals["model"], key=lambda s: s.weight).probe
-    cands = _candidates(ctx, 4)
-    msgs = [
-        prompts.messages("interviewer", title=sc.title, question=sc.question.strip(), candidate=c, topic=topic) for c in cands
-    ]
 
     cold_first, _, _ = _product_stream(chat, msgs[0], full=False)
     prompt_tokens = client.n_tokens  # the prompt, plus at most the one sampled token

@@ -8,6 +8,7 @@ scripted or simulated candidate with expectations about the interviewer).
 from __future__ import annotations
 
 import json
+import reprlib
 from pathlib import Path
 from typing import Annotated, Literal, Union
 
@@ -112,13 +113,31 @@ def _errors(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'case'}: {e['msg']}" for e in exc.errors()[:5])
 
 
+class _NoAliasLoader(yaml.SafeLoader):
+    """Suites never need YAML aliases, and aliases are how a tiny file expands into gigabytes."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not allowed in suites", event.start_mark)
+        return super().compose_node(parent, index)
+
+
+def _yaml_line(text: str, exc: yaml.YAMLError) -> int | None:
+    mark = getattr(exc, "problem_mark", None)
+    if mark is not None:
+        return mark.line + 1
+    position = getattr(exc, "position", None)  # ReaderError: a control character
+    return text.count("\n", 0, position) + 1 if position is not None else None
+
+
 def _yaml_cases(path: Path, text: str) -> tuple[dict, list[tuple[dict, int]]]:
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_NoAliasLoader)
+        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader subclass)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise MLSDError(f"{_where(path, mark.line + 1 if mark else None)}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or exc
+        raise MLSDError(f"{_where(path, _yaml_line(text, exc))}: not valid YAML ({problem})") from exc
     except RecursionError as exc:
         raise MLSDError(f"{path}: YAML nested too deeply") from exc
     if not isinstance(data, dict):
@@ -143,6 +162,8 @@ def _jsonl_cases(path: Path, text: str) -> tuple[dict, list[tuple[dict, int]]]:
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise MLSDError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
+        except RecursionError as exc:
+            raise MLSDError(f"{path}:{n}: JSON nested too deeply") from exc
         if not isinstance(obj, dict):
             raise MLSDError(f"{path}:{n}: each line must be a JSON object")
         if "kind" in obj and not header:
@@ -164,7 +185,7 @@ def load_suite(path: Path) -> Suite:
         raise MLSDError(f"{path}: cannot read it as UTF-8 text ({exc})") from exc
     header, raw_cases = _jsonl_cases(path, text) if path.suffix == ".jsonl" else _yaml_cases(path, text)
     kind = header.get("kind")
-    if kind not in CASE_TYPES:
+    if not isinstance(kind, str) or kind not in CASE_TYPES:
         raise MLSDError(f"{_where(path, 1)}: field kind must be one of {', '.join(CASE_TYPES)} (got {kind!r})")
     model = CASE_TYPES[kind]
     cases, seen = [], set()
@@ -174,14 +195,19 @@ def load_suite(path: Path) -> Suite:
         try:
             case = model.model_validate(raw)
         except ValidationError as exc:
-            raise MLSDError(f"{_where(path, line)}: invalid {kind} case {raw.get('id', '?')!r}: {_errors(exc)}") from exc
+            case_id = reprlib.repr(raw.get("id", "?"))
+            raise MLSDError(f"{_where(path, line)}: invalid {kind} case {case_id}: {_errors(exc)}") from exc
         if case.id in seen:
             raise MLSDError(f"{_where(path, line)}: duplicate case id {case.id!r}")
         seen.add(case.id)
         cases.append(case)
     if not cases:
         raise MLSDError(f"{path}: the suite has no cases")
-    return Suite(kind=kind, name=str(header.get("name") or path.stem), description=str(header.get("description", "")), split=str(header.get("split", "all")), path=path, cases=cases)
+    fields = {k: header.get(k) for k in ("name", "description", "split")}
+    for key, value in fields.items():
+        if value is not None and not isinstance(value, str):
+            raise MLSDError(f"{_where(path, 1)}: field {key} must be a string")
+    return Suite(kind=kind, name=fields["name"] or path.stem, description=fields["description"] or "", split=fields["split"] or "all", path=path, cases=cases)
 
 
 def shipped_suites() -> list[Path]:

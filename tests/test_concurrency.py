@@ -165,12 +165,6 @@ def test_concurrent_writes_to_separate_interviews_with_separate_handles(tmp_path
         assert [t.text for t in turns] == [f"[iv{k:03d}-m{j:02d}]" for j in range(25)]
 
 
-@pytest.mark.xfail(
-    reason="BUG: InterviewDB.add_turn reads max(idx) and inserts idx+1 without holding a write lock; two writers on "
-    "the same interview (two app tabs, or a retry racing the original) pick the same index and one fails with a "
-    "UNIQUE constraint error that _write does not retry",
-    strict=True,
-)
 def test_concurrent_writes_to_the_same_interview_keep_every_turn(tmp_path):
     url = f"sqlite:///{tmp_path / 'same.db'}"
     shared = InterviewDB(url)
