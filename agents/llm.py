@@ -111,7 +111,6 @@ def is_local(model: BaseChatModel) -> bool:
     return type(model).__name__ == "ChatLlamaCpp"
 
 
-
 def stream_text(model: BaseChatModel, messages: Messages, max_tokens: int = 200) -> Iterator[str]:
     """Stream the reply's text; any failure becomes an LLMError."""
     lc_messages = to_langchain(messages)
