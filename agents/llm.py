@@ -9,6 +9,7 @@ template phrasing and say so.
 
 from __future__ import annotations
 
+import atexit
 import json
 import threading
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,18 @@ class LLMOutputError(LLMError):
 def to_langchain(messages: Messages) -> list[BaseMessage]:
     kinds = {"system": SystemMessage, "user": HumanMessage, "assistant": AIMessage}
     return [kinds[role](content=content) for role, content in messages]
+
+
+@atexit.register
+def _close_local_models() -> None:
+    # Close llama.cpp while the interpreter is intact; its __del__ at shutdown
+    # otherwise runs after the bindings are gone and prints a traceback.
+    for model in _LOCAL.values():
+        try:
+            model.client.close()
+        except Exception:  # best effort at exit
+            pass
+    _LOCAL.clear()
 
 
 def local_model_loaded() -> bool:
