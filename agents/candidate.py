@@ -1,9 +1,10 @@
 """Simulated candidates for self-play evals: scripted personas that react to the interviewer.
 
 A persona reads the interviewer's last turn and the scenario card and writes
-the next candidate message.  Deterministic (seeded), so interview suites are
-reproducible; the words come from the card's example phrasings and the
-persona's lines in ``prompts/candidate.yaml``.
+the next candidate message.  Scripted personas are deterministic (seeded), so interview suites are
+reproducible; their words come from the card's example phrasings and the
+persona's lines in ``prompts/candidate.yaml``.  Given a chat model, the same
+persona is played by the model instead (falling back to the script if it fails).
 Personas: strong, skips (leaves out one stage), wrong-claim, rambles,
 one-liners, clarifier.
 """
@@ -32,6 +33,7 @@ class SimulatedCandidate:
     skip: str | None = None
     seed: int = 0
     max_turns: int = 30
+    chat: object | None = None  # a chat model makes the persona LLM-driven; None keeps it scripted
     _rng: random.Random = field(init=False)
     _stage_i: int = field(default=0, init=False)
     _turns: int = field(default=0, init=False)
@@ -42,6 +44,28 @@ class SimulatedCandidate:
         if self.persona not in PERSONAS:
             raise ValueError(f"unknown persona {self.persona!r}; use one of {', '.join(PERSONAS)}")
         self._rng = random.Random(f"{self.seed}-{self.scenario.id}-{self.persona}-{self.skip}")
+
+    def _llm_message(self, last: Turn) -> str:
+        """The persona played by a model; falls back to the scripted persona if it fails."""
+        from agents.llm import LLMError, stream_text
+
+        data = prompts.load("candidate")
+        persona = prompts.fill(data["llm_personas"][self.persona], skip=self.skip or "monitoring")
+        messages = [
+            ("system", prompts.fill(data["llm"]["system"], title=self.scenario.title, question=self.scenario.question.strip(), persona=persona)),
+            ("user", prompts.fill(data["llm"]["user"], interviewer=last.text[-800:])),
+        ]
+        try:
+            reply = "".join(stream_text(self.chat, messages, max_tokens=180)).strip()
+        except LLMError:
+            reply = ""
+        if reply:
+            return reply
+        chat, self.chat = self.chat, None
+        try:
+            return self.next_message(last)
+        finally:
+            self.chat = chat
 
     def _example(self, signal_id: str, which: int = 0) -> str:
         sig = next(s for s in self.scenario.all_signals() if s.id == signal_id)
@@ -73,6 +97,8 @@ class SimulatedCandidate:
         self._turns += 1
         if self._turns > self.max_turns:
             return "I'm done."
+        if self.chat is not None:
+            return self._llm_message(last)
         if self.persona == "clarifier":
             return self._question() or "I'm done."
         probed = last.action in ("probe", "advance", "nudge") and last.target and self._turns > 2

@@ -177,3 +177,15 @@ def test_terminal_script_json_shape(tmp_path, monkeypatch, capsys):
     assert actions <= {"open", "probe", "answer_clarification", "pushback", "advance", "nudge", "feedback"}
     assert out["turns"][-1]["action"] == "feedback"
     assert set(out["feedback"]["stages"]) >= {"clarify", "monitoring"}
+
+
+def test_llm_driven_candidate_plays_its_persona(deps, scripted_chat):
+    s = InterviewSession.start(deps, "news-feed")
+    chat = scripted_chat(["How many people use the feed each day?", ""])
+    cand = SimulatedCandidate(s.scenario, "clarifier", chat=chat)
+    first = cand.next_message(s.turns[-1])
+    assert first == "How many people use the feed each day?"
+    turn, _ = say(s, first)
+    assert turn.action == "answer_clarification"
+    second = cand.next_message(s.turns[-1])  # an empty model reply falls back to the script
+    assert second.endswith("?") or second == "I'm done."
