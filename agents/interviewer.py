@@ -30,6 +30,8 @@ from knowledge.retrieval import Passage, Retriever
 from knowledge.scenarios import STAGES, Scenario, Signal
 
 MODEL_CHARS = 1500  # what the model sees of a long message; the database keeps it all
+PHRASING_CHARS = 280  # of the candidate's words in the phrasing prompt: every token here is
+# prompt processing the KV cache cannot save, and the question only needs the gist
 IDLE_CAP = 600.0  # a pause longer than this does not count as time spent on a stage
 
 
@@ -329,10 +331,10 @@ class InterviewSession:
             yield Event("delta", template)
             return template
         if plan.action == "pushback":
-            messages = prompts.messages("pushback", title=self.scenario.title, candidate=candidate[:600], problem=template)
+            messages = prompts.messages("pushback", title=self.scenario.title, candidate=_gist(candidate), problem=template)
         else:
             messages = prompts.messages(
-                "interviewer", title=self.scenario.title, question=self.scenario.question.strip(), candidate=candidate[:600] or "(nothing yet)", topic=template
+                "interviewer", title=self.scenario.title, question=self.scenario.question.strip(), candidate=_gist(candidate) or "(nothing yet)", topic=template
             )
         secrets = [signal.shows, *signal.examples] if signal else []
         if plan.action == "pushback":
@@ -397,6 +399,14 @@ class InterviewSession:
 
 def _source(p: Passage) -> dict:
     return {"source": p.source, "section": p.section, "stage": p.stage, "text": p.text[:600], "score": p.score}
+
+
+def _gist(text: str) -> str:
+    """The end of the candidate's message, where they usually land, cut on a word boundary."""
+    text = " ".join(text.split())
+    if len(text) <= PHRASING_CHARS:
+        return text
+    return "…" + text[-PHRASING_CHARS:].split(" ", 1)[-1]
 
 
 def _first_sentence(text: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from typing import TypeVar
@@ -107,7 +108,9 @@ def _local(settings: Settings) -> BaseChatModel:
                     model_path=key,
                     n_ctx=4096,
                     n_batch=256,
-                    n_threads=settings.threads,
+                    # None would leave llama.cpp at 1 thread on a 2-core machine (measured):
+                    # use every core unless MLSD_THREADS says otherwise.
+                    n_threads=settings.threads or os.cpu_count() or 1,
                     max_tokens=200,
                     temperature=0.3,
                     top_p=0.9,

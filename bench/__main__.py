@@ -38,13 +38,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def render_table(figures: list[Figure]) -> str:
+def render_table(figures: list[dict], earlier: frozenset[str] = frozenset()) -> str:
+    """The figures (as in the JSON) as an aligned text table; ``earlier``: benchmarks carried over by --merge."""
     rows = [("benchmark", "figure", "value", "reference (same run)", "ratio", "goal", "status")]
     for f in figures:
-        ref = f"{fmt_value(f.reference, f.unit)}  {f.reference_label}" if f.reference is not None else f"-  {f.reference_label}"
-        ratio = "-" if f.ratio is None else f"{f.ratio:.2f}x"
-        ok = {True: "ok", False: "MISSED", None: ""}[f.ok]
-        rows.append((f.bench, f.name, fmt_value(f.value, f.unit), ref, ratio, f.goal.text, ok))
+        unit = f["unit"]
+        ref = f"{fmt_value(f['reference'], unit)}  {f['reference_label']}" if f["reference"] is not None else f"-  {f['reference_label']}"
+        ratio = "-" if f["ratio"] is None else f"{f['ratio']:.2f}x"
+        ok = {True: "ok", False: "MISSED", None: ""}[f["goal_met"]]
+        bench = f["bench"] + (" *" if f["bench"] in earlier else "")
+        rows.append((bench, f["name"], fmt_value(f["value"], unit), ref, ratio, f["goal"], ok))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     right = {2, 4}
     lines = []
@@ -53,6 +56,8 @@ def render_table(figures: list[Figure]) -> str:
         lines.append("  ".join(cells).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
+    if earlier:
+        lines.append("* from an earlier run (--merge)")
     return "\n".join(lines)
 
 
@@ -78,6 +83,11 @@ def _loadavg() -> float | None:
         return None
 
 
+def _status(state: str, t0: float, load0: float | None, **more) -> dict:
+    """One benchmark's entry in the JSON: how it ended, how long it took, how busy the machine was."""
+    return {"status": state, **more, "seconds": round(time.perf_counter() - t0, 2), "loadavg_1m": [load0, _loadavg()]}
+
+
 def main(argv: list[str] | None = None) -> int:
     offline_env()
     args = parse_args(argv)
@@ -96,34 +106,23 @@ def main(argv: list[str] | None = None) -> int:
                 got = module.run(ctx)
             except Skip as exc:
                 print(f"  SKIPPED {name}: {exc}", flush=True)
-                status[name] = {"status": "skipped", "reason": str(exc), "seconds": round(time.perf_counter() - t0, 2), "loadavg_1m": [load0, _loadavg()]}
+                status[name] = _status("skipped", t0, load0, reason=str(exc))
                 continue
             except Exception as exc:  # keep going: one broken benchmark must not hide the others
                 traceback.print_exc()
                 print(f"  ERROR in {name}: {exc.__class__.__name__}: {exc}", flush=True)
-                status[name] = {"status": "error", "reason": f"{exc.__class__.__name__}: {exc}", "seconds": round(time.perf_counter() - t0, 2), "loadavg_1m": [load0, _loadavg()]}
+                status[name] = _status("error", t0, load0, reason=f"{exc.__class__.__name__}: {exc}")
                 continue
-            seconds = time.perf_counter() - t0
             for f in got:
                 line = f"  {f.name}: {fmt_value(f.value, f.unit)} vs {fmt_value(f.reference, f.unit)} ({f.reference_label})"
                 if f.ratio is not None:
                     line += f" = {f.ratio:.2f}x"
                 print(line, flush=True)
             figures.extend(got)
-            status[name] = {"status": "ok", "seconds": round(seconds, 2), "loadavg_1m": [load0, _loadavg()]}
-            print(f"  ({seconds:.0f} s; load average {load0} -> {status[name]['loadavg_1m'][1]} on {os.cpu_count()} CPUs)", flush=True)
+            status[name] = st = _status("ok", t0, load0)
+            print(f"  ({st['seconds']:.0f} s; load average {load0} -> {st['loadavg_1m'][1]} on {os.cpu_count()} CPUs)", flush=True)
     finally:
         ctx.close()
-
-    print("\n" + render_table(figures))
-    notes = [f for f in figures if f.note]
-    if notes:
-        print("\nnotes:")
-        for f in notes:
-            print(f"  {f.bench}/{f.name}: {f.note}")
-    for name, st in status.items():
-        if st["status"] != "ok":
-            print(f"{name}: {st['status'].upper()}: {st['reason']}")
 
     result = {
         "started_at": started,
@@ -140,6 +139,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     if args.merge:
         _merge_previous(result, args.out, args.names)
+    earlier = frozenset(n for n, st in result["benchmarks"].items() if "from_earlier_run_at" in st)
+
+    print("\n" + render_table(result["figures"], earlier))
+    notes = [f for f in result["figures"] if f["note"]]
+    if notes:
+        print("\nnotes:")
+        for f in notes:
+            print(f"  {f['bench']}/{f['name']}: {f['note']}")
+    for name, st in result["benchmarks"].items():
+        if st["status"] != "ok":
+            print(f"{name}: {st['status'].upper()}: {st['reason']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nload average (1 min) before/after: {load_before} / {result['machine']['loadavg_1m']['after']} on {os.cpu_count()} CPUs")

@@ -5,7 +5,10 @@ ingest gave them) are repeated with small variations (a few words dropped, a
 variant tag added; the vector nudged by Gaussian noise of 0.01 per dimension
 and renormalised, cosine ~0.98 to its original) up to the size, then written
 through ``KnowledgeStore.replace_source`` 40 chunks per source file, as
-ingest writes them.  Queries are the retrieval suite's questions.
+ingest writes them.  Queries are the retrieval suite's questions, every
+timed one a different string (a few neutral prefixes), because the retriever
+caches repeated queries; the note gives the cache-hit latency too, and
+embed_query at torch's default thread count against one thread.
 
 Reference, timed in alternation with the product on the same queries:
 ``embed_query`` + ``collection.query(n_results=5)`` straight on the Chroma

@@ -163,8 +163,7 @@ def run(ctx: Ctx) -> list[Figure]:
     n_turns = len(prod)
     ms = lambda s: s * 1000  # noqa: E731
     first5 = sum(percentile(per_index[i], 50) for i in range(5)) / 5
-    last5 = sum(percentile(per_index[i], 50) for i in range(TURNS - 6, TURNS - 1))
-    last5 /= 5
+    last5 = sum(percentile(per_index[i], 50) for i in range(TURNS - 6, TURNS - 1)) / 5
     feedback_ms = percentile(per_index[-1], 50)
     parts = ", ".join(
         f"{k} {ms(secs) / n_turns:.1f} ({calls / n_turns:.2f} calls, {ms(secs) / max(calls, 1):.1f} ms each)"
