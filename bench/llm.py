@@ -1,8 +1,8 @@
 """LLM: the local model (``make_chat_model(load_settings(llm="local"))``): first-token latency and tokens/s.
 
 The prompt is the interviewer's own (``prompts.messages("interviewer", ...)``)
-for one scenario, with a 600-character candidate message (the product's cap)
-cut from a gold answer, ~600 tokens in all.  Every call below uses a different
+for one scenario, with a candidate message cut from a gold answer the way the
+product cuts it (``agents.interviewer._gist``).  Every call below uses a different
 candidate message, so only the fixed part (system prompt and few-shot
 examples) can be reused from llama.cpp's KV cache.
 
@@ -33,12 +33,14 @@ MAX_TOKENS = 80  # what the interviewer asks for
 
 
 def _candidates(ctx: Ctx, n: int) -> list[str]:
+    from agents.interviewer import _gist  # what the product puts in the prompt
+
     texts = [a for sid, a in ctx.gold_answers if sid == SCENARIO] + [a for _, a in ctx.gold_answers]
     out = []
     for text in texts:
         flat = " ".join(text.split())
         for start in range(0, max(len(flat) - 600, 1), 700):
-            out.append(flat[start : start + 600])
+            out.append(_gist(flat[start : start + 600]))
             if len(out) == n:
                 return out
     raise Skip("not enough gold answer text to build distinct candidate messages")
