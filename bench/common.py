@@ -26,10 +26,10 @@ _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt
 
 
 def offline_env() -> None:
-    """Nothing a benchmark loads may try the network (same guards as the tests)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    """Nothing a benchmark loads may try the network: the product's own guards, plus Chroma's."""
+    from knowledge.embedder import offline_env as embedder_offline
+
+    embedder_offline()
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 

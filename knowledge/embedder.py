@@ -19,7 +19,7 @@ DIMENSIONS = 384
 MAX_WORD_PIECES = 256
 
 
-def _offline() -> None:
+def offline_env() -> None:
     # Set before sentence-transformers / transformers are imported: a hub
     # lookup fails on machines without network and leaks on the others.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -40,7 +40,7 @@ def model_path() -> str:
 @functools.cache
 def tokenizer():
     """The embedder's own word-piece tokenizer (cheap: no weights loaded)."""
-    _offline()
+    offline_env()
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(model_path())
@@ -63,7 +63,7 @@ class MiniLMEmbeddings(Embeddings):
     def model(self):
         with self._lock:
             if self._model is None:
-                _offline()
+                offline_env()
                 from sentence_transformers import SentenceTransformer
 
                 from transformers.utils import logging as hf_logging
