@@ -174,7 +174,9 @@ class InterviewSession:
         return score_segments(self.scenario, segments, self._others)
 
     def seconds_per_stage(self) -> dict[str, float]:
-        return stage_seconds(self.turns, self.deps.clock())
+        """Time per stage; a finished interview's clock stopped at its last turn."""
+        end = self.turns[-1].at if self.finished and self.turns else self.deps.clock()
+        return stage_seconds(self.turns, end)
 
     def _message_stage(self, text: str) -> str | None:
         result = score_segments(self.scenario, [Segment(text)])
@@ -238,36 +240,28 @@ class InterviewSession:
         signal = self._signal(plan.target)
         sources = self._ground(plan, signal)
         prefix, question_slot = self._frame(plan, signal, sources)
-        text = prefix
-        if note:
-            yield Event("delta", note + "\n\n")
-            text = note + "\n\n" + text
+        head = note + "\n\n" if note else ""
+        if head:
+            yield Event("delta", head)
         if question_slot is None:
             yield Event("delta", prefix)
+            text = head + prefix
         else:
-            before, after = prefix.split("{{question}}", 1) if "{{question}}" in prefix else (prefix + " ", "")
-            if note:
-                text = note + "\n\n"
-            else:
-                text = ""
+            before, _, after = prefix.partition("{{question}}")
             if before:
                 yield Event("delta", before)
-            question = yield from self._question(plan, signal, candidate, question_slot, before)
+            question = yield from self._question(plan, signal, candidate, question_slot, head + before)
             if after:
                 yield Event("delta", after)
-            text += before + question + after
-        if plan.action == "feedback":
-            feedback = self.finish()
-            text = text.strip()
-            turn = Turn(0, "interviewer", text, plan.stage, action="feedback", at=self.deps.clock(), position=plan.position)
-            turn.sources = [{"feedback": feedback.to_dict()}]
-        else:
-            turn = Turn(
-                0, "interviewer", text.strip(), plan.stage, action=plan.action, target=plan.target, sources=sources,
-                note=plan.note, at=self.deps.clock(), position=plan.position or plan.stage,
-            )
+            text = head + before + question + after
+        turn = Turn(
+            0, "interviewer", text.strip(), plan.stage, action=plan.action, target=plan.target, sources=sources,
+            note=plan.note, at=self.deps.clock(), position=plan.position or plan.stage,
+        )
         saved = self.deps.db.add_turn(self.id, turn)
         self.record.turns.append(saved)
+        if plan.action == "feedback":
+            self.finish()  # after the closing turn is saved, so its time counts
         yield Event("turn", turn=saved)
 
     def _signal(self, target: str | None) -> Signal | None:
@@ -327,7 +321,7 @@ class InterviewSession:
         for the UI to show instead of what it streamed.
         """
         chat = self.deps.chat
-        if chat is None or plan.action in ("nudge",) and plan.note in ("refusal",):
+        if chat is None or plan.note == "refusal":  # a refusal is said in our words only
             yield Event("delta", template)
             return template
         if plan.action == "pushback":

@@ -57,10 +57,7 @@ def build_deps(settings: Settings, quiet: bool = False) -> Deps:
 
 
 def transcript_json(session: InterviewSession) -> dict:
-    feedback = None
-    for t in session.turns:
-        if t.action == "feedback" and t.sources and "feedback" in t.sources[0]:
-            feedback = t.sources[0]["feedback"]
+    feedback = session.feedback().to_dict() if session.finished else None
     return {
         "interview_id": session.id,
         "scenario": session.scenario.id,
@@ -71,7 +68,7 @@ def transcript_json(session: InterviewSession) -> dict:
                 "stage": t.stage,
                 "action": t.action,
                 "target": t.target if t.action in ("probe", "advance", "nudge", "pushback") else None,
-                "sources": [] if t.action == "feedback" else t.sources,
+                "sources": t.sources,
             }
             for t in session.turns
         ],
