@@ -213,6 +213,8 @@ def run_suites(
         t0 = time.perf_counter()
         if suite.kind == "scoring":
             res = eval_scoring(suite, judge, chat, label, cache, tick)
+        elif suite.kind == "retrieval" and suite.corpus is not None:
+            res = eval_retrieval(suite, _corpus_retriever(suite), tick)
         elif suite.kind == "retrieval":
             if retriever is None:
                 from mlsd import runtime
@@ -230,6 +232,25 @@ def run_suites(
     if bar:
         bar.close()
     return results
+
+
+def _corpus_retriever(suite: Suite):
+    """A throwaway index of the suite's own document (a text we did not write), with the real embedder."""
+    import tempfile
+
+    from knowledge.embedder import count_word_pieces
+    from knowledge.ingest import ingest
+    from knowledge.retrieval import Retriever
+    from knowledge.store import KnowledgeStore
+    from mlsd import runtime
+
+    if not suite.corpus.exists():
+        raise MLSDError(f"{suite.path}: its corpus {suite.corpus} is missing. {suite.corpus_hint}".strip())
+    store = KnowledgeStore.open_local(Path(tempfile.mkdtemp(prefix="mlsd-eval-corpus-")))
+    summary = ingest([suite.corpus], store, runtime.embedder(), count_word_pieces, warn=lambda m: None)
+    if not summary.files:
+        raise MLSDError(f"{suite.path}: nothing could be ingested from {suite.corpus}")
+    return Retriever(store, runtime.embedder())
 
 
 def _default_deps(settings, retriever, llm: bool = False):

@@ -101,6 +101,8 @@ class Suite(BaseModel):
     name: str
     description: str = ""
     split: str = "all"
+    corpus: Path | None = None  # retrieval suites over a document of their own, not the built-in index
+    corpus_hint: str = ""  # how to get that document when it is missing
     path: Path
     cases: list[Annotated[Union[ScoringCase, RetrievalCase, InterviewCase], Field()]]
 
@@ -203,11 +205,15 @@ def load_suite(path: Path) -> Suite:
         cases.append(case)
     if not cases:
         raise MLSDError(f"{path}: the suite has no cases")
-    fields = {k: header.get(k) for k in ("name", "description", "split")}
+    fields = {k: header.get(k) for k in ("name", "description", "split", "corpus", "corpus_hint")}
     for key, value in fields.items():
         if value is not None and not isinstance(value, str):
             raise MLSDError(f"{_where(path, 1)}: field {key} must be a string")
-    return Suite(kind=kind, name=fields["name"] or path.stem, description=fields["description"] or "", split=fields["split"] or "all", path=path, cases=cases)
+    corpus = (path.parent / fields["corpus"]).resolve() if fields["corpus"] else None
+    return Suite(
+        kind=kind, name=fields["name"] or path.stem, description=fields["description"] or "", split=fields["split"] or "all",
+        corpus=corpus, corpus_hint=fields["corpus_hint"] or "", path=path, cases=cases,
+    )
 
 
 def shipped_suites() -> list[Path]:

@@ -1,4 +1,4 @@
-"""Reading source files into plain text: Markdown (with front matter), text and PDF.
+"""Reading source files into plain text: Markdown (with front matter), text, PDF and HTML.
 
 Pure apart from reading the file.  Bad input raises :class:`SkipFile` with a
 reason a person can act on; the ingest step turns it into a warning.
@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from html.parser import HTMLParser
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-SUPPORTED = (".md", ".markdown", ".txt", ".pdf")
+SUPPORTED = (".md", ".markdown", ".txt", ".pdf", ".html", ".htm")
 FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*\n", re.S)
 
 
@@ -63,11 +64,58 @@ def _pdf_text(data: bytes, path: Path) -> str:
     return "\n\n".join(f"# Page {i}\n\n{text.strip()}" for i, text in enumerate(pages, 1) if text.strip())
 
 
+class _HTMLText(HTMLParser):
+    """HTML to Markdown-ish text: headings become '#' lines, scripts and navigation are dropped."""
+
+    SKIP = {"script", "style", "nav", "header", "footer", "aside", "form", "button", "noscript"}
+    BLOCK = {"p", "div", "li", "tr", "br", "section", "article", "dd", "dt", "pre", "table", "blockquote"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._skip = 0
+        self._heading: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self.SKIP:
+            self._skip += 1
+        elif tag in ("h1", "h2", "h3", "h4") and not self._skip:
+            self._heading = tag
+            self.out.append("\n\n" + "#" * int(tag[1]) + " ")
+        elif tag in self.BLOCK:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag):
+        if tag in self.SKIP and self._skip:
+            self._skip -= 1
+        elif tag == self._heading:
+            self._heading = None
+            self.out.append("\n\n")
+        elif tag in self.BLOCK:
+            self.out.append("\n")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.out.append(data.replace("\n", " ") if self._heading else data)
+
+    def text(self) -> str:
+        joined = "".join(self.out).replace("\xb6", "")  # Sphinx's pilcrow permalinks
+        lines = [" ".join(line.split()) for line in joined.split("\n")]
+        return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def html_text(raw: str) -> str:
+    parser = _HTMLText()
+    parser.feed(raw)
+    parser.close()
+    return parser.text()
+
+
 def read_document(path: Path, source: str | None = None) -> Document:
     """Load one file; raise SkipFile for missing, empty, binary, unreadable or corrupt input."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED:
-        raise SkipFile(f"{path}: unsupported file type {suffix or '(none)'}; use .md, .txt or .pdf")
+        raise SkipFile(f"{path}: unsupported file type {suffix or '(none)'}; use .md, .txt, .pdf or .html")
     try:
         data = path.read_bytes()
     except FileNotFoundError as exc:
@@ -92,6 +140,11 @@ def read_document(path: Path, source: str | None = None) -> Document:
     except UnicodeDecodeError:
         text = data.decode("latin-1")
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if suffix in (".html", ".htm"):
+        body = html_text(text)
+        if not body.strip():
+            raise SkipFile(f"{path}: the HTML page has no text")
+        return Document(source, "html", body, {}, digest)
     meta, body = split_front_matter(text) if suffix != ".txt" else ({}, text)
     if not body.strip():
         raise SkipFile(f"{path}: no text after the front matter")

@@ -63,3 +63,18 @@ def test_front_matter_is_parsed(tmp_path):
     f.write_text("---\nstage: data\ntopic: Labels\n---\n# Labels\nNatural labels come from behaviour.\n")
     doc = read_document(f)
     assert doc.meta == {"stage": "data", "topic": "Labels"} and doc.text.startswith("# Labels")
+
+
+def test_html_pages_become_headed_text(tmp_path):
+    f = tmp_path / "page.html"
+    f.write_text(
+        "<html><head><script>var x = 1;</script><style>p{}</style></head><body><nav>Home | Docs</nav>"
+        "<h1>Model evaluation<a>\u00b6</a></h1><p>Precision is the share of <b>predicted</b> positives that are right.</p>"
+        "<h2>Ranking</h2><ul><li>nDCG discounts by position.</li></ul></body></html>"
+    )
+    doc = read_document(f)
+    assert doc.kind == "html"
+    assert "# Model evaluation" in doc.text and "## Ranking" in doc.text
+    assert "Precision is the share of predicted positives that are right." in doc.text
+    assert "var x" not in doc.text and "Home | Docs" not in doc.text
+    assert [s for s, _ in sections(doc.text)] == ["Model evaluation", "Model evaluation > Ranking"]
