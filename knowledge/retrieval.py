@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from dataclasses import asdict, dataclass
 from typing import Literal
 
@@ -16,6 +17,7 @@ from langchain_core.embeddings import Embeddings
 
 from knowledge.store import KnowledgeStore, StoredChunk
 
+RECHECK_SECONDS = 30.0  # how stale a long-lived retriever may be after someone else ingests
 CACHE_SIZE = 512  # interview probes repeat their queries; a hit skips the embedder
 RRF_K = 10  # measured on the retrieval suite: 10 beat 30 and 60 on hit@5 and MRR
 Mode = Literal["hybrid", "dense", "bm25"]
@@ -52,6 +54,7 @@ class Retriever:
         self.embedder = embedder
         self._lock = threading.Lock()
         self._version: str | None = None
+        self._checked_at = 0.0
         self._chunks: list[StoredChunk] = []
         self._digests: dict[str, str] = {}
         self._bm25 = None
@@ -70,6 +73,7 @@ class Retriever:
         import bm25s
 
         with self._lock:
+            self._checked_at = time.monotonic()
             version = self.store.version()
             if not force and version == self._version:
                 return
@@ -113,8 +117,8 @@ class Retriever:
         query = (query or "").strip()
         if not query:
             return []
-        if self._version is None:
-            self.refresh()
+        if self._version is None or time.monotonic() - self._checked_at > RECHECK_SECONDS:
+            self.refresh()  # picks up an ingest made by another process (the CLI beside the app)
         key = (query, k, stage, source, mode, self._version)
         cached = self._cache.get(key)
         if cached is not None:

@@ -107,3 +107,19 @@ def test_interrupted_ingest_leaves_previous_index_usable(tmp_path, store, fake_e
     assert {c.id for c in store.all_chunks()} == good  # readers still see the old, whole index
     s = ingest([notes], store, fake_embedder, words, warn=lambda m: None)
     assert s.files == 1 and any("bandits" in c.text for c in store.all_chunks())
+
+
+def test_long_lived_retriever_sees_another_process_ingest(tmp_path, fake_embedder, monkeypatch):
+    import knowledge.retrieval as retrieval
+
+    path = tmp_path / "chroma"
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "a.md").write_text("# A\nInterleaving compares two rankers in one result list.\n")
+    ingest([notes], KnowledgeStore.open_local(path), fake_embedder, words, warn=lambda m: None)
+    r = retrieval.Retriever(KnowledgeStore.open_local(path), fake_embedder)
+    assert "Interleaving" in r.search("interleaving rankers", k=1)[0].text
+    (notes / "b.md").write_text("# B\nThompson sampling explores new items.\n")
+    ingest([notes], KnowledgeStore.open_local(path), fake_embedder, words, warn=lambda m: None)  # "another process"
+    monkeypatch.setattr(retrieval, "RECHECK_SECONDS", 0.0)
+    assert "Thompson" in r.search("thompson sampling new items", k=1)[0].text
