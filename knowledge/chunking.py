@@ -105,21 +105,24 @@ def chunk_text(text: str, count: Counter, limit: int = 256, overlap: int = 40) -
         units: list[str] = []
         for sentence in split_sentences(body):
             units.extend([sentence] if count(sentence) <= budget else _hard_split(sentence, budget, count))
-        current: list[str] = []
-        for unit in units:
-            candidate = current + [unit]
-            if current and count(" ".join(candidate)) > budget:
-                chunks.append(_make(section, current, len(chunks), count))
-                tail: list[str] = []
-                for prev in reversed(current):  # overlap: carry trailing sentences forward
-                    if count(" ".join([prev] + tail)) > overlap:
+        # Word pieces add up across a space (the tokenizer splits on whitespace
+        # first), so each unit is counted once rather than every growing join.
+        sizes = [count(u) for u in units]
+        current: list[int] = []  # indexes into units
+        for i, size in enumerate(sizes):
+            if current and sum(sizes[j] for j in current) + size > budget:
+                chunks.append(_make(section, [units[j] for j in current], len(chunks), count))
+                tail: list[int] = []
+                for j in reversed(current):  # overlap: carry trailing sentences forward
+                    if sum(sizes[t] for t in tail) + sizes[j] > overlap:
                         break
-                    tail.insert(0, prev)
-                current = tail + [unit] if count(" ".join(tail + [unit])) <= budget else [unit]
+                    tail.insert(0, j)
+                fits = sum(sizes[t] for t in tail) + size <= budget
+                current = tail + [i] if fits else [i]
             else:
-                current = candidate
+                current.append(i)
         if current:
-            chunks.append(_make(section, current, len(chunks), count))
+            chunks.append(_make(section, [units[j] for j in current], len(chunks), count))
     return chunks
 
 
