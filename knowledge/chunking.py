@@ -102,12 +102,19 @@ def chunk_text(text: str, count: Counter, limit: int = 256, overlap: int = 40) -
         budget = limit - header - 2  # the two special tokens
         if budget < 32:  # an absurd heading: drop it rather than starve the body
             section, budget = section[:60], limit - count(section[:60] + "\n") - 2
-        units: list[str] = []
-        for sentence in split_sentences(body):
-            units.extend([sentence] if count(sentence) <= budget else _hard_split(sentence, budget, count))
         # Word pieces add up across a space (the tokenizer splits on whitespace
         # first), so each unit is counted once rather than every growing join.
-        sizes = [count(u) for u in units]
+        units: list[str] = []
+        sizes: list[int] = []
+        for sentence in split_sentences(body):
+            size = count(sentence)
+            if size <= budget:
+                units.append(sentence)
+                sizes.append(size)
+            else:
+                pieces = _hard_split(sentence, budget, count)
+                units.extend(pieces)
+                sizes.extend(count(p) for p in pieces)
         current: list[int] = []  # indexes into units
         for i, size in enumerate(sizes):
             if current and sum(sizes[j] for j in current) + size > budget:
