@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-16)
 HOST   ?= 127.0.0.1
 PORT   ?= 8501
 
-.PHONY: setup model index run test test-fast bench browser clean
+.PHONY: setup model index run test test-fast lint bench browser clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,9 @@ test: setup model browser
 # Without the real model, embedder-heavy and browser tests: the inner loop.
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not real and not browser"
+
+lint: setup
+	$(BIN)/ruff check .
 
 bench: setup model index
 	$(BIN)/python -m bench

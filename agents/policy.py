@@ -13,7 +13,7 @@ uncovered signal of the stage.  No signal is ever probed twice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from knowledge.scenarios import STAGES, Scenario, Signal
 

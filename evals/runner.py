@@ -17,7 +17,7 @@ from pathlib import Path
 from evals import metrics
 from evals.grading import grade, transcript_segments
 from evals.scorer import Segment
-from evals.suites import InterviewCase, RetrievalCase, ScoringCase, Suite, load_suite, shipped_suites
+from evals.suites import ScoringCase, Suite, load_suite, shipped_suites
 from knowledge.scenarios import STAGES
 from mlsd.errors import MLSDError
 

@@ -14,7 +14,6 @@ import sqlite3
 import threading
 from pathlib import Path
 
-import pytest
 
 from agents.db import InterviewDB, Turn
 from agents.interviewer import Deps, InterviewSession

@@ -1,6 +1,5 @@
 """The optional LLM judge: constrained replies, failures reported, never scored; median; cache."""
 
-import pytest
 
 from evals.grading import grade
 from evals.judge import JudgeCache, judge_stage

@@ -22,7 +22,6 @@ def test_stage_filter(retriever):
 
 
 def test_hybrid_is_at_least_as_good_as_either_alone_on_the_suite(retriever):
-    from pathlib import Path
 
     from evals.runner import eval_retrieval
     from evals.suites import SUITES_DIR, load_suite

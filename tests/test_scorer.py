@@ -1,6 +1,5 @@
 """The deterministic scorer's promises: robust, not fooled, explainable."""
 
-import re
 
 import pytest
 import yaml
