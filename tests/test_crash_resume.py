@@ -19,16 +19,16 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from tests.fakes import QUESTION, LoopbackOpenAI
 
 from agents.db import InterviewDB
 
 ROOT = Path(__file__).resolve().parents[1]
 MLSD = [str(ROOT / ".venv" / "bin" / "mlsd")] if (ROOT / ".venv" / "bin" / "mlsd").exists() else [sys.executable, "-m", "mlsd.cli"]
-QUESTION = "Could you walk me through how you would handle that part?"
 # Long enough that its first words reach the screen: the checker holds back the
 # last three words of a streamed question until the next ones arrive.
 PARTIAL = "Which offline metric would you pick for this ranking problem "
@@ -49,7 +49,7 @@ SCRIPT2 = [
 ]
 
 
-class StallingOpenAI:
+class StallingOpenAI(LoopbackOpenAI):
     """Answers every streamed request, except the first whose prompt quotes one of ``stall_on``:
     that one gets a fragment of a reply, then nothing (until released)."""
 
@@ -59,57 +59,22 @@ class StallingOpenAI:
         self.stalled_body: dict | None = None
         self.stalled = threading.Event()
         self.release = threading.Event()
-        fake = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}"
-                body = json.loads(raw)
-                fake.bodies.append(body)
-                stall = not fake.stalled.is_set() and any(m in raw.decode() for m in fake.stall_on)
-                if stall:
-                    fake.stalled_body = body
-                self.send_response(200)
-                self.send_header("Content-Type", "text/event-stream")
-                self.send_header("Transfer-Encoding", "chunked")
-                self.end_headers()
-                try:
-                    words = (PARTIAL if stall else QUESTION).split(" ")
-                    for i, w in enumerate(w for w in words if w):
-                        self._chunk(fake._event(w if i == 0 else " " + w))
-                    if not stall:
-                        self._chunk(b"data: [DONE]\n\n")
-                        self._chunk(b"")
-                        return
-                    fake.stalled.set()
-                    fake.release.wait(30)
-                except OSError:
-                    pass
-
-            def _chunk(self, data: bytes) -> None:
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-                self.wfile.flush()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    @staticmethod
-    def _event(piece: str) -> bytes:
-        obj = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-               "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-        return f"data: {json.dumps(obj)}\n\n".encode()
+    def handle(self, h, body, raw) -> None:
+        self.bodies.append(body)
+        stall = not self.stalled.is_set() and any(m in raw.decode() for m in self.stall_on)
+        if not stall:
+            self.stream_words(h, QUESTION)
+            return
+        self.stalled_body = body
+        self.stream_words(h, PARTIAL, finish=False)
+        self.stalled.set()
+        self.release.wait(30)
 
     def close(self) -> None:
         self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().close()
 
 
 def _env(home: Path, **extra: str) -> dict:

@@ -18,7 +18,6 @@ import json
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -26,16 +25,15 @@ from agents.interviewer import Deps, InterviewSession
 from agents.llm import LLMError, LLMOutputError, make_chat_model, stream_text, structured
 from evals.judge import JudgeCache, StageJudgement, judge_stage
 from mlsd.settings import load_settings
+from tests.fakes import QUESTION as GOOD_QUESTION
+from tests.fakes import LoopbackOpenAI
 
-GOOD_QUESTION = "Could you walk me through how you would handle that part?"
-
-
-class FakeOpenAI:
+class FakeOpenAI(LoopbackOpenAI):
     """A loopback OpenAI-compatible /v1/chat/completions with scripted behaviour.
 
     ``modes`` is a queue consumed one entry per request; when it is empty,
     ``default`` is used.  An entry is a mode name or a (mode, text) pair.
-    Modes: ok, hang, e500, truncated, drop (stream two chunks, then reset).
+    Modes: ok, hang, e500, truncated, garbage, drop (stream two chunks, then reset).
     Every request is recorded in ``requests`` (path, JSON body, headers).
     """
 
@@ -43,106 +41,41 @@ class FakeOpenAI:
         self.modes: list = []
         self.default = "ok"
         self.reply = GOOD_QUESTION
-        self.requests: list[dict] = []
         self.hang_seconds = 5.0
         self._stop = threading.Event()
-        fake = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def do_POST(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(n) if n else b"{}"
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    body = {}
-                fake.requests.append({"path": self.path, "body": body, "headers": {k.lower(): v for k, v in self.headers.items()}})
-                mode = fake.modes.pop(0) if fake.modes else fake.default
-                text = fake.reply
-                if isinstance(mode, tuple):
-                    mode, text = mode
-                try:
-                    getattr(fake, "_" + mode)(self, body, text)
-                except OSError:  # the client went away (timeouts, drops)
-                    pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.base_url = f"http://127.0.0.1:{self.port}/v1"
-        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+    def handle(self, h, body, raw) -> None:
+        mode = self.modes.pop(0) if self.modes else self.default
+        text = self.reply
+        if isinstance(mode, tuple):
+            mode, text = mode
+        getattr(self, "_" + mode)(h, body, text)
 
     def close(self) -> None:
         self._stop.set()
-        self.server.shutdown()
-        self.server.server_close()
+        super().close()
 
     # --- behaviours ----------------------------------------------------------------
-    @staticmethod
-    def _send(h, code: int, payload) -> None:
-        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-        h.send_response(code)
-        h.send_header("Content-Type", "application/json")
-        h.send_header("Content-Length", str(len(data)))
-        h.send_header("retry-after-ms", "5")  # the SDK honours it: quick retries in tests
-        h.end_headers()
-        h.wfile.write(data)
-
-    @staticmethod
-    def _chunk(h, data: bytes) -> None:
-        h.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-        h.wfile.flush()
-
-    @staticmethod
-    def _event(piece: str) -> bytes:
-        obj = {
-            "id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
-        }
-        return f"data: {json.dumps(obj)}\n\n".encode()
-
-    def _sse_headers(self, h) -> None:
-        h.send_response(200)
-        h.send_header("Content-Type", "text/event-stream")
-        h.send_header("Transfer-Encoding", "chunked")
-        h.end_headers()
-
     def _ok(self, h, body, text) -> None:
-        if body.get("stream"):
-            self._sse_headers(h)
-            for i, word in enumerate(text.split(" ")):
-                self._chunk(h, self._event(word if i == 0 else " " + word))
-            self._chunk(h, b"data: [DONE]\n\n")
-            self._chunk(h, b"")
-            return
-        self._send(h, 200, {
-            "id": "chatcmpl-fake", "object": "chat.completion", "created": 0, "model": "fake",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-        })
+        self.answer(h, body, text)
 
     def _hang(self, h, body, text) -> None:
         self._stop.wait(self.hang_seconds)
 
     def _e500(self, h, body, text) -> None:
-        self._send(h, 500, {"error": {"message": "internal error", "type": "server_error"}})
+        self.send_json(h, 500, {"error": {"message": "internal error", "type": "server_error"}})
 
     def _truncated(self, h, body, text) -> None:
-        self._send(h, 200, b'{"id": "chatcmpl-fake", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assis')
+        self.send_json(h, 200, b'{"id": "chatcmpl-fake", "object": "chat.completion", "choices": [{"index": 0, "message": {"role": "assis')
 
     def _garbage(self, h, body, text) -> None:
-        self._send(h, 200, b"<html><body>502 Bad Gateway</body></html>")
+        self.send_json(h, 200, b"<html><body>502 Bad Gateway</body></html>")
 
     def _drop(self, h, body, text) -> None:
-        self._sse_headers(h)
+        self.sse_headers(h)
         for piece in ("How would ", "you measure "):
-            self._chunk(h, self._event(piece))
+            self.chunk(h, self.event(piece))
         h.close_connection = True
         h.connection.shutdown(socket.SHUT_RDWR)
 

@@ -17,11 +17,11 @@ import json
 import os
 import subprocess
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+
+from tests.fakes import QUESTION, LoopbackOpenAI
 
 from agents.interviewer import Deps, InterviewSession
 from agents.phrasing import check_question
@@ -32,10 +32,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MLSD = [str(ROOT / ".venv" / "bin" / "mlsd")] if (ROOT / ".venv" / "bin" / "mlsd").exists() else [sys.executable, "-m", "mlsd.cli"]
 KEY = "sk-test-LEAKCHECK-1234567890"
 NEEDLES = (KEY, "LEAKCHECK")  # the key, and its distinctive middle (catches partly masked forms)
-QUESTION = "Could you walk me through how you would handle that part?"
 
 
-class AnsweringOpenAI:
+class AnsweringOpenAI(LoopbackOpenAI):
     """Loopback /v1/chat/completions: streams a question, or judge JSON when a schema is asked for.
 
     Every second streamed and every second plain request fails with a 500, so the error paths
@@ -43,63 +42,18 @@ class AnsweringOpenAI:
     """
 
     def __init__(self) -> None:
-        self.requests: list[dict] = []
         self.counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-        fake = self
+        super().__init__()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                body = json.loads(raw or b"{}")
-                kind = "stream" if body.get("stream") else "plain"
-                with fake._lock:
-                    fake.requests.append({"headers": {k.lower(): v for k, v in self.headers.items()}, "raw": raw.decode("utf-8", "replace")})
-                    fake.counts[kind] = n = fake.counts.get(kind, 0) + 1
-                if n % 2 == 0:  # every second request of each kind fails: each process sees a failure
-                    return self._json(500, {"error": {"message": "upstream failure", "type": "server_error"}})
-                if body.get("stream"):
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/event-stream")
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    for i, w in enumerate(QUESTION.split(" ")):
-                        obj = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-                               "choices": [{"index": 0, "delta": {"content": w if i == 0 else " " + w}, "finish_reason": None}]}
-                        self._chunk(f"data: {json.dumps(obj)}\n\n".encode())
-                    self._chunk(b"data: [DONE]\n\n")
-                    self._chunk(b"")
-                    return
-                content = '{"score": 2, "evidence": "clicks", "reason": "partial"}' if "response_format" in body else QUESTION
-                self._json(200, {"id": "c", "object": "chat.completion", "created": 0, "model": "fake",
-                                 "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
-                                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}})
-
-            def _json(self, code, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _chunk(self, data: bytes) -> None:
-                self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
-                self.wfile.flush()
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def handle(self, h, body, raw) -> None:
+        kind = "stream" if body.get("stream") else "plain"
+        with self._lock:
+            self.counts[kind] = n = self.counts.get(kind, 0) + 1
+        if n % 2 == 0:  # every second request of each kind fails: each process sees a failure
+            self.send_json(h, 500, {"error": {"message": "upstream failure", "type": "server_error"}})
+            return
+        judge = not body.get("stream") and "response_format" in body
+        self.answer(h, body, '{"score": 2, "evidence": "clicks", "reason": "partial"}' if judge else QUESTION)
 
 
 def _leaks(data: str | bytes) -> list[str]:
