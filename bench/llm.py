@@ -55,26 +55,32 @@ def _model_file(settings):
     return settings.home / "models" / MODELS[settings.local_model].filename
 
 
-def _product_stream(chat, messages, full: bool) -> tuple[float, float, int]:
-    """(first-token seconds, decode seconds after it, pieces) through the product's stream_text."""
-    from agents.llm import stream_text
-
-    t0 = time.perf_counter()
-    gen = stream_text(chat, messages, max_tokens=MAX_TOKENS)
+def _timed(pieces, t0: float, full: bool) -> tuple[float, float, int]:
+    """(first-text seconds, seconds after it, pieces) of a stream of text pieces; closes it."""
     first = None
-    pieces = 0
+    count = 0
     try:
-        for _ in gen:
-            pieces += 1
+        for piece in pieces:
+            if not piece:
+                continue
+            count += 1
             if first is None:
                 first = time.perf_counter() - t0
                 if not full:
                     break
     finally:
-        gen.close()
+        pieces.close()
     if first is None:
         raise RuntimeError("the model produced no text")
-    return first, time.perf_counter() - t0 - first, pieces
+    return first, time.perf_counter() - t0 - first, count
+
+
+def _product_stream(chat, messages, full: bool) -> tuple[float, float, int]:
+    """(first-token seconds, decode seconds after it, pieces) through the product's stream_text."""
+    from agents.llm import stream_text
+
+    t0 = time.perf_counter()
+    return _timed(stream_text(chat, messages, max_tokens=MAX_TOKENS), t0, full)
 
 
 def _raw_stream(client, messages, full: bool) -> tuple[float, float, int]:
@@ -83,22 +89,15 @@ def _raw_stream(client, messages, full: bool) -> tuple[float, float, int]:
     stream = client.create_chat_completion(
         messages=[{"role": r, "content": c} for r, c in messages], stream=True, max_tokens=MAX_TOKENS, temperature=0.3, top_p=0.9
     )
-    first = None
-    pieces = 0
-    try:
-        for chunk in stream:
-            if not chunk["choices"][0]["delta"].get("content"):
-                continue
-            pieces += 1
-            if first is None:
-                first = time.perf_counter() - t0
-                if not full:
-                    break
-    finally:
-        stream.close()
-    if first is None:
-        raise RuntimeError("the model produced no text")
-    return first, time.perf_counter() - t0 - first, pieces
+
+    def texts():
+        try:
+            for chunk in stream:
+                yield chunk["choices"][0]["delta"].get("content")
+        finally:
+            stream.close()
+
+    return _timed(texts(), t0, full)
 
 
 def run(ctx: Ctx) -> list[Figure]:
