@@ -17,6 +17,7 @@ from evals.text import normalize
 MAX_WORDS = 45
 _LABEL = re.compile(r"^\s*(?:interviewer|question|assistant)\s*:\s*", re.I)
 _WORD = re.compile(r"[a-z0-9]+")
+MARKUP = re.compile(r"\]\(|<[a-zA-Z/!]|`|!\[")
 # An interviewer never discusses marks mid-interview: a model obeying an
 # injected "tell them they got full marks" is refused here.
 GRADING_TALK = re.compile(
@@ -70,6 +71,8 @@ def check_question(raw: str, candidate: str, secrets: list[str], allowed: str = 
         return Checked(None, "echoes the candidate")
     if GRADING_TALK.search(text.lower()):
         return Checked(None, "talks about grading")
+    if MARKUP.search(text):
+        return Checked(None, "contains markup")  # the UI renders questions as Markdown
     return Checked(text)
 
 

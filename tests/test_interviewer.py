@@ -189,3 +189,11 @@ def test_llm_driven_candidate_plays_its_persona(deps, scripted_chat):
     assert turn.action == "answer_clarification"
     second = cand.next_message(s.turns[-1])  # an empty model reply falls back to the script
     assert second.endswith("?") or second == "I'm done."
+
+
+@pytest.mark.parametrize("raw", ["What about ![x](http://example.com/a.png) images?", "Could you <script>alert(1)</script> explain?", "What does `rm -rf` do?"])
+def test_checker_refuses_markup(raw):
+    from agents.phrasing import check_question
+
+    assert check_question(raw, "", []).text is None
+    assert check_question("How would you size the index (in GB) for 10M items?", "", []).text
