@@ -6,10 +6,12 @@ from evals.suites import SUITES_DIR, load_suite, shipped_suites
 from mlsd.errors import MLSDError
 
 
-@pytest.mark.parametrize("path", shipped_suites(), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", shipped_suites() + sorted((SUITES_DIR / "external").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_suites_validate(path):
     suite = load_suite(path)
     assert suite.cases
+    if suite.corpus is not None:  # an external document: say how to get it
+        assert suite.corpus_hint
 
 
 def test_gold_set_size_and_spread():
