@@ -106,3 +106,38 @@ class LoopbackOpenAI:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         })
+
+
+# --- loopback helpers for tests that start a real server ----------------------------
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, seconds: float) -> bool:
+    """True once something listens on 127.0.0.1:``port``; False after ``seconds``."""
+    import socket
+    import time
+
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+# Design messages (not clarifying questions), so the interviewer has something to probe.
+DESIGN = [
+    "I would rank posts with a model trained on clicks and likes from the feed logs.",
+    "The objective is to predict the probability of engagement for each post and user pair, a pointwise classification.",
+    "For data I would use impressions, clicks, likes and comments as labels, with features like author affinity.",
+    "I would start with logistic regression and then move to a two tower neural network.",
+    "I would evaluate offline with ranking metrics and online with an experiment on time spent.",
+    "Serving would rank a few thousand candidates per request with a light model first.",
+]

@@ -7,24 +7,18 @@ interview and sees the radar chart.  Screenshots go to artifacts/ (git-ignored).
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+
+from tests.fakes import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [pytest.mark.browser, pytest.mark.real]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -34,7 +28,7 @@ def app_url(tmp_path, built_index):
     home = tmp_path / "home"
     home.mkdir()
     (home / "chroma").symlink_to(built_index)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, MLSD_LLM="none", MLSD_HOME=str(home), HF_HUB_OFFLINE="1")
     log = open(tmp_path / "streamlit.log", "w")
     proc = subprocess.Popen(
@@ -42,14 +36,7 @@ def app_url(tmp_path, built_index):
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
+    if not wait_for_port(port, 90):
         proc.kill()
         pytest.fail("streamlit did not start: " + (tmp_path / "streamlit.log").read_text()[-2000:])
     yield url

@@ -1,10 +1,8 @@
 """A real Chroma server on loopback (the chromadb wheel ships it): ingest and search against it."""
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -13,28 +11,16 @@ from knowledge.ingest import ingest
 from knowledge.retrieval import Retriever
 from knowledge.store import KnowledgeStore
 from mlsd.errors import MLSDError
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.fakes import free_port, wait_for_port
 
 
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory):
     chroma = shutil.which("chroma") or str(Path(sys.executable).parent / "chroma")
-    port = _free_port()
+    port = free_port()
     path = tmp_path_factory.mktemp("chroma-server")
     proc = subprocess.Popen([chroma, "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-        except OSError:
-            time.sleep(0.3)
-    else:
+    if not wait_for_port(port, 60):
         proc.kill()
         pytest.fail("chroma server did not start")
     yield port
@@ -59,4 +45,4 @@ def test_ingest_and_search_against_a_server(chroma_server, tmp_path, fake_embedd
 
 def test_no_server_names_the_fix():
     with pytest.raises(MLSDError, match="chroma run"):
-        KnowledgeStore.open_server("127.0.0.1", _free_port())
+        KnowledgeStore.open_server("127.0.0.1", free_port())

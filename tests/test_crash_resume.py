@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import QUESTION, LoopbackOpenAI
+from tests.fakes import DESIGN, QUESTION, LoopbackOpenAI
 
 from agents.db import InterviewDB
 
@@ -34,15 +34,7 @@ MLSD = [str(ROOT / ".venv" / "bin" / "mlsd")] if (ROOT / ".venv" / "bin" / "mlsd
 PARTIAL = "Which offline metric would you pick for this ranking problem "
 SHOWN = "Which offline metric"
 
-SCRIPT = [
-    "What is the scale, how many users are there?",
-    "I would rank posts with a model trained on clicks and likes from the feed logs.",
-    "The objective is to predict the probability of engagement for each post and user pair, a pointwise classification.",
-    "For data I would use impressions, clicks, likes and comments as labels, with features like author affinity.",
-    "I would start with logistic regression and then move to a two tower neural network.",
-    "I would evaluate offline with ranking metrics and online with an experiment on time spent.",
-    "Serving would rank a few thousand candidates per request with a light model first.",
-]
+SCRIPT = ["What is the scale, how many users are there?", *DESIGN]
 SCRIPT2 = [
     "For monitoring I would watch engagement rate, feature drift and latency, and retrain daily.",
     "Deployment: a two stage ranker, candidate generation then a heavier ranker, with a shadow test first.",

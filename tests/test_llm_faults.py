@@ -26,7 +26,7 @@ from agents.llm import LLMError, LLMOutputError, make_chat_model, stream_text, s
 from evals.judge import JudgeCache, StageJudgement, judge_stage
 from mlsd.settings import load_settings
 from tests.fakes import QUESTION as GOOD_QUESTION
-from tests.fakes import LoopbackOpenAI
+from tests.fakes import DESIGN, LoopbackOpenAI
 
 class FakeOpenAI(LoopbackOpenAI):
     """A loopback OpenAI-compatible /v1/chat/completions with scripted behaviour.
@@ -103,15 +103,6 @@ def chat_for(fake: FakeOpenAI, timeout: float = 1, retries: int = 1):
 
 MESSAGES = [("system", "You are terse."), ("user", "Ask one question.")]
 
-# Design messages (not clarifying questions), so the interviewer has a question to phrase.
-DESIGN = [
-    "I would rank posts with a model trained on clicks and likes from the feed logs.",
-    "The objective is to predict the probability of engagement for each post and user pair, a pointwise classification.",
-    "For data I would use impressions, clicks, likes and comments as labels, with features like author affinity.",
-    "I would start with logistic regression and then move to a two tower neural network.",
-    "I would evaluate offline with ranking metrics and online with an experiment on time spent.",
-    "Serving would rank a few thousand candidates per request with a light model first.",
-]
 
 
 # --- the client: retries, timeouts, malformed replies ---------------------------------------
