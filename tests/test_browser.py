@@ -57,9 +57,13 @@ def test_interview_in_a_real_browser(app_url):
         page.goto(app_url)
         expect(page.get_by_text("Start interview")).to_be_visible(timeout=90_000)
         page.screenshot(path=str(ARTIFACTS / "01-start.png"))
+        # pick the case through the selectbox, as a person would: the default is a random case
+        page.get_by_test_id("stSelectbox").first.click()
+        page.get_by_role("option", name="Homepage video recommendations").click()
         page.get_by_text("Start interview").click()
         expect(page.get_by_text("Stage map")).to_be_visible(timeout=60_000)
         assert "iid=" in page.url
+        expect(page.get_by_text("Homepage video recommendations").first).to_be_visible()
         expect(page.get_by_text("0.0/5 min").first).to_be_visible(timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "02-opening.png"))
         box = page.get_by_placeholder("Your answer, or a clarifying question…")
