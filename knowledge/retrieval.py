@@ -1,8 +1,17 @@
-"""Hybrid retrieval: dense (MiniLM in Chroma) plus BM25, fused by reciprocal rank fusion.
+"""Hybrid retrieval: dense (MiniLM in Chroma) plus BM25, fused on standardised scores.
 
-Returns typed :class:`Passage` records with their citation fields.  The BM25
-index is built in memory from the store's current chunks and rebuilt only
-when the store's manifest changes.
+Each side's score is turned into a z-score against every chunk the query may
+return (the filtered set), and the two are mixed with a fixed weight.  Unlike
+reciprocal rank fusion this keeps how far ahead a clear winner is, which
+measured better on our corpus and on two documents we did not write (hybrid
+MRR 0.665 -> 0.727, 0.548 -> 0.547, 0.539 -> 0.593).  The dense statistics are
+exact without scoring every chunk: over unit vectors the mean cosine is
+q.mu and its variance q'Sq, from the filtered set's mean and covariance.
+
+Chroma's index finds the dense candidates; the retriever keeps the current
+chunks, their vectors and the BM25 index in memory, rebuilt only when the
+store's manifest changes.  Returns typed :class:`Passage` records with their
+citation fields.
 """
 
 from __future__ import annotations
@@ -13,13 +22,15 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Literal
 
+import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from knowledge.store import KnowledgeStore, StoredChunk
 
 RECHECK_SECONDS = 30.0  # how stale a long-lived retriever may be after someone else ingests
 CACHE_SIZE = 512  # interview probes repeat their queries; a hit skips the embedder
-RRF_K = 10  # measured on the retrieval suite: 10 beat 30 and 60 on hit@5 and MRR
+DENSE_WEIGHT = 0.6  # of the fused z-score; 0.5 and 0.7 were each worse on one of the three measured documents
+POOL = 40  # candidates from each side before fusion
 Mode = Literal["hybrid", "dense", "bm25"]
 _TOKEN = re.compile(r"[a-z0-9]+(?:[.+#][a-z0-9]+)*")
 
@@ -30,8 +41,8 @@ class Passage:
     source: str
     section: str
     stage: str
-    score: float
-    similarity: float = 0.0  # cosine of the dense match (0 when only BM25 found it)
+    score: float  # the fused z-score (hybrid), the cosine (dense) or the BM25 score
+    similarity: float = 0.0  # cosine to the query
     id: str = ""
 
     def citation(self) -> str:
@@ -56,6 +67,9 @@ class Retriever:
         self._version: str | None = None
         self._checked_at = 0.0
         self._chunks: list[StoredChunk] = []
+        self._rows: dict[str, int] = {}
+        self._vectors_of = np.zeros((0, 0), dtype=np.float32)
+        self._filters: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._digests: dict[str, str] = {}
         self._bm25 = None
         self._cache: dict[tuple, tuple[Passage, ...]] = {}
@@ -77,7 +91,12 @@ class Retriever:
             version = self.store.version()
             if not force and version == self._version:
                 return
-            self._chunks = self.store.all_chunks()
+            self._chunks, vectors = self.store.snapshot()
+            self._rows = {c.id: i for i, c in enumerate(self._chunks)}
+            matrix = np.asarray(vectors, dtype=np.float32).reshape(len(self._chunks), -1)
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            self._vectors_of = matrix / np.where(norms > 0, norms, 1.0)
+            self._filters = {}
             self._digests = self.store.current_digests()
             self._bm25 = None
             if self._chunks:
@@ -87,20 +106,31 @@ class Retriever:
                 self._bm25 = index
             self._version = version
 
-    def _bm25_ranked(self, query: str, n: int, allowed) -> list[tuple[StoredChunk, float]]:
+    def _filter(self, stage: str | None, source: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows a query may return, and their vectors' mean and covariance (cached per filter)."""
+        key = (stage, source)
+        got = self._filters.get(key)
+        if got is None:
+            mask = np.array(
+                [(not stage or c.meta.get("stage") == stage) and (not source or c.meta.get("source") == source) for c in self._chunks],
+                dtype=bool,
+            )
+            rows = self._vectors_of[mask] if mask.any() else np.zeros((0, self._vectors_of.shape[1]), dtype=np.float32)
+            dim = rows.shape[1]
+            mean = rows.mean(axis=0) if len(rows) else np.zeros(dim)
+            cov = np.cov(rows, rowvar=False, bias=True) if len(rows) > 1 else np.zeros((dim, dim))
+            got = self._filters[key] = (mask, mean, np.atleast_2d(cov))
+        return got
+
+    def _bm25_scores(self, query: str, mask: np.ndarray) -> np.ndarray:
+        """BM25 score of every chunk (0 outside the filter)."""
+        scores = np.zeros(len(self._chunks))
         if self._bm25 is None:
-            return []
+            return scores
         tokens = self._tokens([query])
-        if not tokens or not tokens[0]:
-            return []
-        n = min(len(self._chunks), max(n * 4, 50))
-        docs, scores = self._bm25.retrieve(tokens, k=n, show_progress=False, n_threads=1)
-        out = []
-        for idx, score in zip(docs[0], scores[0]):
-            chunk = self._chunks[int(idx)]
-            if score > 0 and allowed(chunk.meta):
-                out.append((chunk, float(score)))
-        return out
+        if tokens and tokens[0]:
+            scores = np.asarray(self._bm25.get_scores(tokens[0]), dtype=float)
+        return np.where(mask, scores, 0.0)
 
     def _embed(self, query: str) -> list[float]:
         vector = self._vectors.get(query)
@@ -130,37 +160,52 @@ class Retriever:
         return found
 
     def _search(self, query: str, k: int, stage: str | None, source: str | None, mode: Mode) -> list[Passage]:
-        where_parts = [{"stage": stage}] if stage else []
-        where_parts += [{"source": source}] if source else []
-        where = where_parts[0] if len(where_parts) == 1 else ({"$and": where_parts} if where_parts else None)
+        if not self._chunks:
+            return []
+        mask, mean, cov = self._filter(stage, source)
+        if not mask.any():
+            return []
+        pool = max(k * 4, POOL)
+        q = np.asarray(self._embed(query), dtype=np.float32) if mode != "bm25" else None
+        dense_ids: list[int] = []
+        if q is not None:
+            q = q / (np.linalg.norm(q) or 1.0)
+            where_parts = [{"stage": stage}] if stage else []
+            where_parts += [{"source": source}] if source else []
+            where = where_parts[0] if len(where_parts) == 1 else ({"$and": where_parts} if where_parts else None)
+            found = self.store.query(q.tolist(), pool, where, self._digests)
+            dense_ids = [self._rows[c.id] for c, _ in found if c.id in self._rows]
+        lexical = self._bm25_scores(query, mask) if mode != "dense" else np.zeros(len(self._chunks))
+        lexical_ids = [int(i) for i in np.argsort(-lexical, kind="stable")[:pool] if lexical[i] > 0]
 
-        def allowed(meta: dict) -> bool:
-            return (not stage or meta.get("stage") == stage) and (not source or meta.get("source") == source)
-
-        pool = max(k * 4, 20)
-        dense: list[tuple[StoredChunk, float]] = []
-        if mode in ("hybrid", "dense"):
-            dense = self.store.query(self._embed(query), pool, where, self._digests)
-        lexical = self._bm25_ranked(query, pool, allowed) if mode in ("hybrid", "bm25") else []
-        fused: dict[str, float] = {}
-        by_id: dict[str, StoredChunk] = {}
-        sims: dict[str, float] = {}
-        for ranking in (dense, lexical):
-            for rank, (chunk, _) in enumerate(ranking):
-                fused[chunk.id] = fused.get(chunk.id, 0.0) + 1.0 / (RRF_K + rank + 1)
-                by_id[chunk.id] = chunk
-        for chunk, sim in dense:
-            sims[chunk.id] = sim
-        best = sorted(fused, key=lambda i: -fused[i])[:k]
-        return [
-            Passage(
-                text=by_id[i].text,
-                source=by_id[i].meta.get("source", "?"),
-                section=by_id[i].meta.get("section", ""),
-                stage=by_id[i].meta.get("stage", "general"),
-                score=round(fused[i], 5),
-                similarity=round(sims.get(i, 0.0), 4),
-                id=i,
+        candidates = np.array(list(dict.fromkeys(dense_ids + lexical_ids)), dtype=int)
+        if not len(candidates):
+            return []
+        cosine = self._vectors_of[candidates] @ q if q is not None else np.zeros(len(candidates))
+        if mode == "dense":
+            score = cosine
+        elif mode == "bm25":
+            score = lexical[candidates]
+        else:
+            dense_mu, dense_sd = float(q @ mean), float(np.sqrt(max(q @ cov @ q, 0.0)))
+            lex = lexical[mask]
+            lex_mu, lex_sd = float(lex.mean()), float(lex.std())
+            z_dense = (cosine - dense_mu) / dense_sd if dense_sd > 1e-9 else np.zeros(len(candidates))
+            z_lex = (lexical[candidates] - lex_mu) / lex_sd if lex_sd > 1e-9 else np.zeros(len(candidates))
+            score = DENSE_WEIGHT * z_dense + (1 - DENSE_WEIGHT) * z_lex
+        order = np.argsort(-score, kind="stable")[:k]
+        out = []
+        for j in order:
+            chunk = self._chunks[int(candidates[j])]
+            out.append(
+                Passage(
+                    text=chunk.text,
+                    source=chunk.meta.get("source", "?"),
+                    section=chunk.meta.get("section", ""),
+                    stage=chunk.meta.get("stage", "general"),
+                    score=round(float(score[j]), 5),
+                    similarity=round(float(cosine[j]), 4),
+                    id=chunk.id,
+                )
             )
-            for i in best
-        ]
+        return out

@@ -129,13 +129,19 @@ class KnowledgeStore:
 
     # --- reading -----------------------------------------------------------------
     def all_chunks(self) -> list[StoredChunk]:
+        return self.snapshot(vectors=False)[0]
+
+    def snapshot(self, vectors: bool = True) -> tuple[list[StoredChunk], list]:
+        """Every current chunk and, when asked, its embedding (same order), in one read."""
         current = self.current()
-        got = self.chunks.get(include=["documents", "metadatas"])
-        return [
-            StoredChunk(i, d, m)
-            for i, d, m in zip(got["ids"], got["documents"], got["metadatas"])
+        got = self.chunks.get(include=["documents", "metadatas"] + (["embeddings"] if vectors else []))
+        embeddings = got["embeddings"] if vectors else [None] * len(got["ids"])
+        keep = [
+            (StoredChunk(i, d, m), e)
+            for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], embeddings)
             if current.get(m.get("source"), {}).get("digest") == m.get("digest")
         ]
+        return [c for c, _ in keep], [e for _, e in keep]
 
     def query(
         self, embedding: list[float], n: int, where: dict | None = None, current: dict[str, str] | None = None

@@ -28,7 +28,7 @@ def test_hybrid_is_at_least_as_good_as_either_alone_on_the_suite(retriever):
 
     res = eval_retrieval(load_suite(SUITES_DIR / "retrieval-corpus.yaml"), retriever)["metrics"]
     assert res["hybrid_hit@5"] >= max(res["dense_hit@5"], res["bm25_hit@5"]) - 0.02
-    assert res["hybrid_mrr"] > 0.5  # measured 0.665 when this was written; goal 0.85 (see README)
+    assert res["hybrid_mrr"] > 0.65  # measured 0.727 with z-score fusion (0.665 with RRF); goal 0.85 (see README)
 
 
 def test_empty_query_returns_nothing(retriever):
