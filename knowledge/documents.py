@@ -65,18 +65,34 @@ def _pdf_text(data: bytes, path: Path) -> str:
 
 
 class _HTMLText(HTMLParser):
-    """HTML to Markdown-ish text: headings become '#' lines, scripts and navigation are dropped."""
+    """HTML to Markdown-ish text: headings become '#' lines, scripts and navigation are dropped.
 
-    SKIP = {"script", "style", "nav", "header", "footer", "aside", "form", "button", "noscript"}
+    When the page marks its main content (``<main>``, ``role="main"``, or a
+    single ``<article>``), only that is kept: documentation sites repeat their
+    menu and table of contents on every page, which would otherwise turn up as
+    search results.
+    """
+
+    SKIP = {"script", "style", "nav", "header", "footer", "aside", "form", "button", "noscript", "label"}
     BLOCK = {"p", "div", "li", "tr", "br", "section", "article", "dd", "dt", "pre", "table", "blockquote"}
+    VOID = {"br", "img", "hr", "input", "meta", "link", "area", "base", "col", "embed", "source", "track", "wbr"}
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.out: list[str] = []
+        self.main: list[str] = []
         self._skip = 0
         self._heading: str | None = None
+        self._main_depth = 0  # open elements inside the main-content element (0: outside)
+        self._main_start = 0  # where in out the current main region began
 
     def handle_starttag(self, tag, attrs):
+        if self._main_depth:
+            self._main_depth += tag not in self.VOID
+        elif tag == "main" or dict(attrs).get("role") == "main":
+            self._main_depth = 1
+            self.main.append("")  # filled in when the region closes
+            self._main_start = len(self.out)
         if tag in self.SKIP:
             self._skip += 1
         elif tag in ("h1", "h2", "h3", "h4") and not self._skip:
@@ -93,13 +109,19 @@ class _HTMLText(HTMLParser):
             self.out.append("\n\n")
         elif tag in self.BLOCK:
             self.out.append("\n")
+        if self._main_depth and tag not in self.VOID:
+            self._main_depth -= 1
+            if not self._main_depth:
+                self.main[-1] = "".join(self.out[self._main_start :])
 
     def handle_data(self, data):
         if not self._skip:
             self.out.append(data.replace("\n", " ") if self._heading else data)
 
     def text(self) -> str:
-        joined = "".join(self.out).replace("\xb6", "")  # Sphinx's pilcrow permalinks
+        main = "\n\n".join(m for m in self.main if m.strip())
+        joined = (main or "".join(self.out)).replace("\xb6", "")  # Sphinx's pilcrow permalinks
+        joined = re.sub(r"(?<=[a-z])-\n\s*(?=[a-z])", "-", joined)  # a compound broken across source lines
         lines = [" ".join(line.split()) for line in joined.split("\n")]
         return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 

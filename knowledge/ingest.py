@@ -22,7 +22,7 @@ from knowledge.scenarios import STAGES
 from knowledge.store import KnowledgeStore, StoredChunk
 
 CORPUS_DIR = Path(__file__).parent / "corpus"
-CHUNKER_VERSION = "2"  # bump when chunking changes, so unchanged files re-chunk
+CHUNKER_VERSION = "3"  # bump when reading or chunking changes, so unchanged files re-chunk
 BUILTIN_PREFIX = "builtin:"
 EMBED_SLICE = 512  # chunks per embedding call: big enough to batch well, small enough to show progress
 

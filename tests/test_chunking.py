@@ -78,3 +78,24 @@ def test_html_pages_become_headed_text(tmp_path):
     assert "Precision is the share of predicted positives that are right." in doc.text
     assert "var x" not in doc.text and "Home | Docs" not in doc.text
     assert [s for s, _ in sections(doc.text)] == ["Model evaluation", "Model evaluation > Ranking"]
+
+
+def test_html_keeps_only_the_marked_main_content(tmp_path):
+    f = tmp_path / "guide.html"
+    f.write_text(
+        "<html><body><label>Toggle Menu</label><div class='toc'><ul><li><a>3.1 Splitting</a></li></ul></div>"
+        "<div class='content' role='main'><h1>Splitting</h1><p>Hold out a test set;<br>a meaningful cross-\n"
+        "validation score needs shuffled folds.</p><img src='x.png'><div><p>Nested blocks stay.</p></div></div>"
+        "<div class='footer-links'>Please cite us</div></body></html>"
+    )
+    text = read_document(f).text
+    assert text.startswith("# Splitting")
+    assert "meaningful cross-validation score" in text  # a compound split across source lines is joined
+    assert "Nested blocks stay." in text
+    assert "Toggle Menu" not in text and "3.1 Splitting" not in text and "Please cite" not in text
+
+
+def test_html_without_a_main_region_keeps_the_whole_body(tmp_path):
+    f = tmp_path / "plain.html"
+    f.write_text("<html><body><div>Intro text.</div><p>More text.</p></body></html>")
+    assert read_document(f).text == "Intro text.\n\nMore text."
