@@ -24,7 +24,7 @@ from agents.db import InterviewDB, InterviewRecord, Turn
 from agents.llm import LLMError, is_local, stream_text
 from agents.phrasing import stream_checked
 from agents.policy import Plan, View, budgets_for, decide
-from evals.scorer import ScoreResult, Segment, find_pitfalls, score_segments
+from evals.scorer import ScoreResult, Segment, TranscriptScorer, find_pitfalls
 from evals.text import group_regex, normalize
 from knowledge.retrieval import Passage, Retriever
 from knowledge.scenarios import STAGES, Scenario, Signal
@@ -105,7 +105,8 @@ class InterviewSession:
         self.deps = deps
         self.record = record
         self.scenario = deps.scenarios[record.scenario]
-        self._others = {k: v for k, v in deps.scenarios.items() if k != record.scenario}
+        # one scorer per interview: each candidate turn is matched against the rubric once
+        self.scorer = TranscriptScorer(self.scenario, {k: v for k, v in deps.scenarios.items() if k != record.scenario})
         self._vocab = group_regex(tuple(self.scenario.product_terms) + tuple(t for f in self.scenario.facts.values() for t in f.ask))
 
     # --- lifecycle -------------------------------------------------------------------
@@ -171,7 +172,7 @@ class InterviewSession:
     # --- coverage --------------------------------------------------------------------
     def coverage(self) -> ScoreResult:
         segments = [Segment(t.text, t.index) for t in self.turns if t.role == "candidate" and t.kind not in ("injection", "off_topic")]
-        return score_segments(self.scenario, segments, self._others)
+        return self.scorer.score(segments)
 
     def seconds_per_stage(self) -> dict[str, float]:
         """Time per stage; a finished interview's clock stopped at its last turn."""
@@ -179,9 +180,9 @@ class InterviewSession:
         return stage_seconds(self.turns, end)
 
     def _message_stage(self, text: str) -> str | None:
-        result = score_segments(self.scenario, [Segment(text)])
+        hits = self.scorer.hits(text)
         weights = {
-            s: sum(sig.weight for sig in self.scenario.signals[s] if sig.id in result.hits and result.hits[sig.id].quality >= 2)
+            s: sum(sig.weight for sig in self.scenario.signals[s] if sig.id in hits and hits[sig.id].quality >= 2)
             for s in STAGES
         }
         best = max(STAGES, key=lambda s: (weights[s], -STAGES.index(s)))

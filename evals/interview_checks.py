@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from agents.candidate import SimulatedCandidate
 from agents.interviewer import Deps, InterviewSession
-from evals.scorer import Segment, score_segments
 from evals.suites import Expectation, InterviewCase
 from evals.text import normalize
 from knowledge.scenarios import STAGES
@@ -35,8 +34,8 @@ def play(deps: Deps, case: InterviewCase, max_turns: int = 30) -> InterviewSessi
 
 
 def _message_stage(session: InterviewSession, text: str) -> str | None:
-    res = score_segments(session.scenario, [Segment(text)])
-    hit_stages = [session.scenario.stage_of(sid) for sid, h in res.hits.items() if h.quality >= 2]
+    hits = session.scorer.hits(text)  # the session has usually matched this message already
+    hit_stages = [session.scenario.stage_of(sid) for sid, h in hits.items() if h.quality >= 2]
     return max(hit_stages, key=STAGES.index) if hit_stages else None
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from evals.text import GroupMatcher, Sentence, bag, matcher, sentences
 from knowledge.scenarios import STAGES, Pitfall, Scenario, Signal
@@ -227,7 +227,11 @@ def candidate_sentences(segments: Sequence[Segment]) -> tuple[list[Sentence], li
 
 def topic_affinity(scenarios: dict[str, Scenario], sents: list[Sentence]) -> dict[str, float]:
     """Share of each scenario's product vocabulary the answer uses."""
-    words, joined = bag(" ".join(s.norm for s in sents))
+    return _affinity(scenarios, [s.norm for s in sents])
+
+
+def _affinity(scenarios: dict[str, Scenario], norms: Sequence[str]) -> dict[str, float]:
+    words, joined = bag(" ".join(norms))
     return {
         sid: sum(1 for t in sc.product_terms if matcher((t,)).match(words, joined)) / len(sc.product_terms)
         for sid, sc in scenarios.items()
@@ -241,9 +245,13 @@ def topic_flags(scenario: Scenario, others: dict[str, Scenario] | None, sents: l
     uses at least 15 % of the card's product vocabulary; keyword lists,
     near-empty and off-topic answers use under 10 %.
     """
-    if not sents:
+    return _topic_flags(scenario, others, [s.norm for s in sents], cfg)
+
+
+def _topic_flags(scenario: Scenario, others: dict[str, Scenario] | None, norms: Sequence[str], cfg: ScorerConfig) -> list[str]:
+    if not norms:
         return []
-    affinity = topic_affinity({**(others or {}), scenario.id: scenario}, sents)
+    affinity = _affinity({**(others or {}), scenario.id: scenario}, norms)
     own = affinity[scenario.id]
     best_other = max((v for k, v in affinity.items() if k != scenario.id), default=0.0)
     if own < cfg.own_topic_floor * 1.5 and best_other >= cfg.own_topic_floor and best_other >= cfg.off_topic_ratio * max(own, 0.01):
@@ -280,16 +288,30 @@ def _stage_score(hits: list[tuple[Signal, SignalHit]], signals: list[Signal], cf
     return score, confidence, frac
 
 
-def score_segments(
-    scenario: Scenario,
-    segments: Sequence[Segment],
-    others: dict[str, Scenario] | None = None,
-    cfg: ScorerConfig = ScorerConfig(),
-) -> ScoreResult:
-    """Score candidate text against one scenario's rubric.
+@dataclass(frozen=True)
+class Analysis:
+    """What a run of candidate text contributes to a score, before the pieces are combined.
 
-    ``others`` (the other scenario cards) enables the off-topic guard.
+    Analyses of text from different turns combine into exactly the score of
+    that text taken together (:func:`combine`): a hit's window never spans two
+    turns, a signal's best hit is the first of the highest quality, and the
+    flags need only counts, the stages named and the sentences' words.
     """
+
+    best: dict[str, SignalHit]  # per signal, the first hit of the highest quality
+    norms: tuple[str, ...]  # normalized sentences, for the topic guard
+    list_like: int
+    injection: bool
+    named: frozenset[str]  # stages whose name the text mentions
+
+    def at_turn(self, turn: int | None) -> "Analysis":
+        """The same analysis for the same text said at another turn (only the evidence changes)."""
+        best = {k: replace(h, evidence=replace(h.evidence, turn=turn)) for k, h in self.best.items()}
+        return replace(self, best=best)
+
+
+def analyse(scenario: Scenario, segments: Sequence[Segment], cfg: ScorerConfig = ScorerConfig()) -> Analysis:
+    """Match the rubric's signals in the segments taken together (a window may join two sentences of one turn)."""
     sents, flags = candidate_sentences(segments)
     product = product_matcher(scenario)
     best: dict[str, SignalHit] = {}
@@ -299,15 +321,37 @@ def score_segments(
             hit = SignalHit(signal.id, _quality(window, product, cfg), _evidence(window, signal.id))
             if signal.id not in best or hit.quality > best[signal.id].quality:
                 best[signal.id] = hit
-    list_like = sum(is_list_like(s, cfg) for s in sents)
-    if sents and list_like >= max(2, 0.5 * len(sents)):
+    return Analysis(
+        best=best,
+        norms=tuple(s.norm for s in sents),
+        list_like=sum(is_list_like(s, cfg) for s in sents),
+        injection="injection_ignored" in flags,
+        named=frozenset(st for st in STAGES if _stage_named(st, sents)),
+    )
+
+
+def combine(
+    scenario: Scenario, parts: Sequence[Analysis], others: dict[str, Scenario] | None = None, cfg: ScorerConfig = ScorerConfig()
+) -> ScoreResult:
+    """Stage scores from analyses of consecutive pieces of text (in order; no two from the same turn)."""
+    best: dict[str, SignalHit] = {}
+    for signal in scenario.all_signals():
+        for part in parts:
+            hit = part.best.get(signal.id)
+            if hit is not None and (signal.id not in best or hit.quality > best[signal.id].quality):
+                best[signal.id] = hit
+    flags = ["injection_ignored"] if any(p.injection for p in parts) else []
+    n_sents = sum(len(p.norms) for p in parts)
+    list_like = sum(p.list_like for p in parts)
+    if n_sents and list_like >= max(2, 0.5 * n_sents):
         flags.append("keyword_list")
-    flags.extend(topic_flags(scenario, others, sents, cfg))
+    flags.extend(_topic_flags(scenario, others, [n for p in parts for n in p.norms], cfg))
+    named = frozenset().union(*(p.named for p in parts))
     stages: dict[str, StageScore] = {}
     for stage in STAGES:
         signals = scenario.signals[stage]
         hits = [(s, best[s.id]) for s in signals if s.id in best]
-        score, confidence, frac = _stage_score(hits, signals, cfg, _stage_named(stage, sents))
+        score, confidence, frac = _stage_score(hits, signals, cfg, stage in named)
         if {"off_topic", "keyword_list", "no_product_link"} & set(flags):
             score, confidence = min(score, 1), min(confidence, 0.7)
         ordered = sorted(hits, key=lambda p: (-p[1].quality, -p[0].weight))
@@ -323,6 +367,60 @@ def score_segments(
     weights = {st: sum(s.weight for s in scenario.signals[st]) for st in STAGES}
     overall = sum(stages[st].score * weights[st] for st in STAGES) / sum(weights.values())
     return ScoreResult(scenario.id, stages, overall, best, flags)
+
+
+def score_segments(
+    scenario: Scenario,
+    segments: Sequence[Segment],
+    others: dict[str, Scenario] | None = None,
+    cfg: ScorerConfig = ScorerConfig(),
+) -> ScoreResult:
+    """Score candidate text against one scenario's rubric.
+
+    ``others`` (the other scenario cards) enables the off-topic guard.
+    """
+    return combine(scenario, [analyse(scenario, segments, cfg)], others, cfg)
+
+
+class TranscriptScorer:
+    """``score_segments`` for one scenario's growing transcript, each turn's text analysed once.
+
+    The live coverage tracker scores the whole transcript after every turn;
+    re-matching every earlier turn made an interview quadratic.  Here a turn
+    costs one analysis of its own text plus a cheap :func:`combine`, and the
+    result equals ``score_segments`` on the same segments (tests hold it to
+    that).  Analyses are kept per text for the scorer's lifetime: one
+    interview's worth.
+    """
+
+    def __init__(self, scenario: Scenario, others: dict[str, Scenario] | None = None, cfg: ScorerConfig = ScorerConfig()) -> None:
+        self.scenario = scenario
+        self.others = others
+        self.cfg = cfg
+        self._by_text: dict[str, Analysis] = {}
+        self._by_turn: dict[tuple[str, int], Analysis] = {}
+
+    def analysis(self, segment: Segment) -> Analysis:
+        base = self._by_text.get(segment.text)
+        if base is None:
+            base = self._by_text[segment.text] = analyse(self.scenario, [Segment(segment.text)], self.cfg)
+        if segment.turn is None:
+            return base
+        key = (segment.text, segment.turn)
+        found = self._by_turn.get(key)
+        if found is None:
+            found = self._by_turn[key] = base.at_turn(segment.turn)
+        return found
+
+    def score(self, segments: Sequence[Segment]) -> ScoreResult:
+        turns = [s.turn for s in segments]
+        if len(set(turns)) < len(turns):  # two pieces of one turn may share a window: score them together
+            return score_segments(self.scenario, segments, self.others, self.cfg)
+        return combine(self.scenario, [self.analysis(s) for s in segments], self.others, self.cfg)
+
+    def hits(self, text: str) -> dict[str, SignalHit]:
+        """The hits of ``text`` alone, as ``score_segments(scenario, [Segment(text)]).hits``."""
+        return dict(self.analysis(Segment(text)).best)
 
 
 def score_text(scenario: Scenario, text: str, others: dict[str, Scenario] | None = None, cfg: ScorerConfig = ScorerConfig()) -> ScoreResult:
