@@ -209,21 +209,18 @@ def run_suites(
         chat, label, cache = runtime.chat_model(settings), settings.model_label, JudgeCache(settings.home / "judge-cache")
     started = time.perf_counter()
     results = {"started_at": time.time(), "judge": judge, "interview_llm": settings.model_label if interview_llm and settings else "none", "suites": {}}
+    shared = _Shared(settings, retriever)
     for suite in suites:
         t0 = time.perf_counter()
         if suite.kind == "scoring":
             res = eval_scoring(suite, judge, chat, label, cache, tick)
         elif suite.kind == "retrieval" and suite.corpus is not None:
-            res = eval_retrieval(suite, _corpus_retriever(suite), tick)
+            res = eval_retrieval(suite, _corpus_retriever(suite, shared.embedder()), tick)
         elif suite.kind == "retrieval":
-            if retriever is None:
-                from mlsd import runtime
-
-                retriever = runtime.retriever(settings)
-            res = eval_retrieval(suite, retriever, tick)
+            res = eval_retrieval(suite, shared.retriever(), tick)
         else:
             if make_deps is None:
-                make_deps = _default_deps(settings, retriever, interview_llm)
+                make_deps = _default_deps(settings, shared.retriever(), interview_llm)
             res = eval_interview(suite, make_deps, tick)
         res["seconds"] = round(time.perf_counter() - t0, 3)
         res["path"] = str(suite.path)
@@ -234,7 +231,38 @@ def run_suites(
     return results
 
 
-def _corpus_retriever(suite: Suite):
+class _Shared:
+    """One retriever over the built-in index and one embedder for a whole run, made when first needed.
+
+    `mlsd eval` used to make the retriever twice (interview and retrieval
+    suites: BM25 built twice, MiniLM loaded twice), and a corpus suite made
+    two embedders of its own.  Each embedder loads MiniLM on first use.
+    """
+
+    def __init__(self, settings, retriever=None) -> None:
+        self.settings = settings
+        self._retriever = retriever
+        self._embedder = retriever.embedder if retriever is not None else None
+
+    def embedder(self):
+        if self._embedder is None:
+            from mlsd import runtime
+
+            self._embedder = runtime.embedder()
+        return self._embedder
+
+    def retriever(self):
+        if self._retriever is None:
+            from mlsd import runtime
+
+            self._retriever = runtime.retriever(self.settings)
+            if self._embedder is not None:
+                self._retriever.embedder = self._embedder  # weights already loaded for a corpus suite
+            self._embedder = self._retriever.embedder
+        return self._retriever
+
+
+def _corpus_retriever(suite: Suite, embedder):
     """A throwaway index of the suite's own document (a text we did not write), with the real embedder."""
     import tempfile
 
@@ -242,15 +270,14 @@ def _corpus_retriever(suite: Suite):
     from knowledge.ingest import ingest
     from knowledge.retrieval import Retriever
     from knowledge.store import KnowledgeStore
-    from mlsd import runtime
 
     if not suite.corpus.exists():
         raise MLSDError(f"{suite.path}: its corpus {suite.corpus} is missing. {suite.corpus_hint}".strip())
     store = KnowledgeStore.open_local(Path(tempfile.mkdtemp(prefix="mlsd-eval-corpus-")))
-    summary = ingest([suite.corpus], store, runtime.embedder(), count_word_pieces, warn=lambda m: None)
+    summary = ingest([suite.corpus], store, embedder, count_word_pieces, warn=lambda m: None)
     if not summary.files:
         raise MLSDError(f"{suite.path}: nothing could be ingested from {suite.corpus}")
-    return Retriever(store, runtime.embedder())
+    return Retriever(store, embedder)
 
 
 def _default_deps(settings, retriever, llm: bool = False):
@@ -259,12 +286,11 @@ def _default_deps(settings, retriever, llm: bool = False):
     from knowledge.scenarios import load_scenarios
     from mlsd import runtime
 
-    r = retriever or runtime.retriever(settings)
     db = InterviewDB("sqlite://")  # self-play interviews are not the user's history
     scenarios = load_scenarios()
     chat = runtime.chat_model(settings) if llm else None
     label = settings.model_label if chat else "none"
-    return lambda: Deps(db=db, scenarios=scenarios, retriever=r, chat=chat, llm_label=label)
+    return lambda: Deps(db=db, scenarios=scenarios, retriever=retriever, chat=chat, llm_label=label)
 
 
 def summary_table(results: dict) -> str:
