@@ -46,6 +46,13 @@ FUNCTION_WORDS = frozenset(
     "which so if then than as our their its they them because but not when while into per".split()
 )
 NUMBER = re.compile(r"\d")
+# Clarifying is asking or stating an assumption.  Requirement words said in the
+# middle of the design (a latency budget while serving) are design, not clarifying.
+CLARIFY_CUE = re.compile(
+    r"\?|\bassum|\bclarif|\brequirement|\bi'?d ask|\bi would ask|\bask (?:about|whether|if|what|how)|\bconfirm"
+    r"|\bwant to know|\bhow (?:many|much|big|fast|often)|\bsuppose|\blet'?s say|\bi'?ll take it|\bscope\b",
+    re.I,
+)
 LIST_SPLIT = re.compile(r",|;|/|\band\b|\bor\b|\+")
 STAGE_WORDS = {
     "clarify": ("clarif", "requirement", "ask about", "scope", "constraint"),
@@ -299,6 +306,10 @@ class Analysis:
     """
 
     best: dict[str, SignalHit]  # per signal, the first hit of the highest quality
+    # per clarify signal, the best hit asked or assumed (CLARIFY_CUE) and the first substantive hit:
+    # the fall-backs when the best hit turns out to be a requirement named mid-design
+    asked: dict[str, SignalHit]
+    earliest: dict[str, SignalHit]
     norms: tuple[str, ...]  # normalized sentences, for the topic guard
     list_like: int
     injection: bool
@@ -306,8 +317,15 @@ class Analysis:
 
     def at_turn(self, turn: int | None) -> "Analysis":
         """The same analysis for the same text said at another turn (only the evidence changes)."""
-        best = {k: replace(h, evidence=replace(h.evidence, turn=turn)) for k, h in self.best.items()}
-        return replace(self, best=best)
+        def moved(hits: dict[str, SignalHit]) -> dict[str, SignalHit]:
+            return {k: replace(h, evidence=replace(h.evidence, turn=turn)) for k, h in hits.items()}
+
+        return replace(self, best=moved(self.best), asked=moved(self.asked), earliest=moved(self.earliest))
+
+
+def _keep_best(best: dict[str, SignalHit], hit: SignalHit) -> None:
+    if hit.signal not in best or hit.quality > best[hit.signal].quality:
+        best[hit.signal] = hit
 
 
 def analyse(scenario: Scenario, segments: Sequence[Segment], cfg: ScorerConfig = ScorerConfig()) -> Analysis:
@@ -315,14 +333,22 @@ def analyse(scenario: Scenario, segments: Sequence[Segment], cfg: ScorerConfig =
     sents, flags = candidate_sentences(segments)
     product = product_matcher(scenario)
     best: dict[str, SignalHit] = {}
+    asked: dict[str, SignalHit] = {}
+    earliest: dict[str, SignalHit] = {}
+    clarifying = {s.id for s in scenario.signals["clarify"]}
     for signal in scenario.all_signals():
         for first, last in match_signal(signal, sents):
             window = sents[first : last + 1]
             hit = SignalHit(signal.id, _quality(window, product, cfg), _evidence(window, signal.id))
-            if signal.id not in best or hit.quality > best[signal.id].quality:
-                best[signal.id] = hit
+            _keep_best(best, hit)
+            if signal.id in clarifying and hit.quality >= 2:
+                earliest.setdefault(signal.id, hit)
+                if CLARIFY_CUE.search(hit.evidence.quote):
+                    _keep_best(asked, hit)
     return Analysis(
         best=best,
+        asked=asked,
+        earliest=earliest,
         norms=tuple(s.norm for s in sents),
         list_like=sum(is_list_like(s, cfg) for s in sents),
         injection="injection_ignored" in flags,
@@ -335,11 +361,16 @@ def combine(
 ) -> ScoreResult:
     """Stage scores from analyses of consecutive pieces of text (in order; no two from the same turn)."""
     best: dict[str, SignalHit] = {}
+    asked: dict[str, SignalHit] = {}
+    earliest: dict[str, SignalHit] = {}
     for signal in scenario.all_signals():
         for part in parts:
-            hit = part.best.get(signal.id)
-            if hit is not None and (signal.id not in best or hit.quality > best[signal.id].quality):
-                best[signal.id] = hit
+            for mine, theirs in ((best, part.best), (asked, part.asked)):
+                if signal.id in theirs:
+                    _keep_best(mine, theirs[signal.id])
+            if signal.id in part.earliest:
+                earliest.setdefault(signal.id, part.earliest[signal.id])
+    _clarify_in_place(scenario, best, asked, earliest)
     flags = ["injection_ignored"] if any(p.injection for p in parts) else []
     n_sents = sum(len(p.norms) for p in parts)
     list_like = sum(p.list_like for p in parts)
@@ -367,6 +398,32 @@ def combine(
     weights = {st: sum(s.weight for s in scenario.signals[st]) for st in STAGES}
     overall = sum(stages[st].score * weights[st] for st in STAGES) / sum(weights.values())
     return ScoreResult(scenario.id, stages, overall, best, flags)
+
+
+def _clarify_in_place(scenario: Scenario, best: dict[str, SignalHit], asked: dict[str, SignalHit], earliest: dict[str, SignalHit]) -> None:
+    """A clarify signal counts only when asked, assumed, or said before the design starts.
+
+    Its best hit is replaced by the better of the signal's best asked hit and
+    its first substantive hit when that came before the design; failing both,
+    the hit is kept as a mention.  Measured on the gold tune split (39
+    answers): answers that skip clarifying still name the objective or the
+    scale inside their design, and scored 2-4 on clarify where the gold is 0.
+    The rule lifted clarify QWK 0.64 -> 0.78 and overall 0.788 -> 0.818; in a
+    first trial, questions alone (clarify 0.525) or position alone (0.548)
+    were each worse than no rule.
+    """
+    where = lambda h: (h.evidence.turn or 0, h.evidence.start)  # noqa: E731
+    design = [where(h) for sid, h in best.items() if h.quality >= 2 and scenario.stage_of(sid) != "clarify"]
+    if not design:
+        return
+    starts = min(design)
+    for signal in scenario.signals["clarify"]:
+        h = best.get(signal.id)
+        if h is None or h.quality < 2 or where(h) <= starts or CLARIFY_CUE.search(h.evidence.quote):
+            continue
+        early = earliest.get(signal.id)
+        options = [x for x in (asked.get(signal.id), early if early and where(early) <= starts else None) if x]
+        best[signal.id] = max(options, key=lambda x: x.quality) if options else replace(h, quality=1)
 
 
 def score_segments(
@@ -420,7 +477,7 @@ class TranscriptScorer:
 
     def hits(self, text: str) -> dict[str, SignalHit]:
         """The hits of ``text`` alone, as ``score_segments(scenario, [Segment(text)]).hits``."""
-        return dict(self.analysis(Segment(text)).best)
+        return combine(self.scenario, [self.analysis(Segment(text))], None, self.cfg).hits
 
 
 def score_text(scenario: Scenario, text: str, others: dict[str, Scenario] | None = None, cfg: ScorerConfig = ScorerConfig()) -> ScoreResult:

@@ -113,3 +113,17 @@ def test_result_is_deterministic_and_serialisable(scenarios):
     assert a == b
     json.dumps(a)
     assert set(a["stages"]) == set(STAGES) and 0 <= a["overall"] <= 4
+
+
+def test_requirements_named_inside_the_design_are_not_clarifying(scenarios):
+    sc = scenarios["ad-click-prediction"]
+    design = next(c for c in GOLD if c["id"] == "adclick-strong-1")["answer"].split("## Framing", 1)[1]
+    design = "## Framing" + design.split("## Monitoring")[0]
+    signal = max(sc.signals["clarify"], key=lambda s: s.weight)
+    statement = signal.examples[0].rstrip("?.") + "."
+    hit = lambda text: score_text(sc, text).hits.get(signal.id)  # noqa: E731
+    assert hit(statement) and hit(statement).quality >= 2  # on its own, before any design: clarifying
+    late = hit(design + "\n\n" + statement)
+    assert late is not None and late.quality == 1  # said in passing after the design began: a mention
+    assert hit(design + "\n\nI'd ask: " + statement[:-1] + "?").quality >= 2  # asked as a question
+    assert hit(design + "\n\nI assume " + statement[0].lower() + statement[1:]).quality >= 2  # stated as an assumption
