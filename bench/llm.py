@@ -12,7 +12,10 @@ examples) can be reused from llama.cpp's KV cache.
   so the ratio is what being first costs (page faults, allocations, warm-up).
 * warm first token: the next turn, same prefix, through ``stream_text``.
   Reference: the raw client's ``create_chat_completion(stream=True)`` on the
-  next prompt with the same prefix.  Goal: <= 2 s.
+  next prompt with the same prefix.
+* warm first text shown: two more turns through the product's checker
+  (``stream_checked``), which holds back the last three words until it has
+  seen the next: the first words a candidate actually sees.  Goal: <= 2 s.
 * tokens/s: decoding speed of the warm product call (pieces after the first,
   over the time after the first), against the raw client's warm call.
 
@@ -83,6 +86,20 @@ def _product_stream(chat, messages, full: bool) -> tuple[float, float, int]:
     return _timed(stream_text(chat, messages, max_tokens=MAX_TOKENS), t0, full)
 
 
+def _shown_first(chat, messages, candidate: str, secrets: list[str], topic: str) -> float:
+    """Seconds until the checker lets the first words of a phrased question through (the user's first text)."""
+    from agents.llm import stream_text
+    from agents.phrasing import stream_checked
+
+    t0 = time.perf_counter()
+    for kind, value in stream_checked(stream_text(chat, messages, max_tokens=MAX_TOKENS), candidate, secrets, topic):
+        if kind == "delta" and value.strip():
+            return time.perf_counter() - t0
+        if kind != "delta":
+            break
+    return time.perf_counter() - t0  # rejected or empty: the template would show now
+
+
 def _raw_stream(client, messages, full: bool) -> tuple[float, float, int]:
     """The same through llama_cpp.Llama.create_chat_completion(stream=True) with the product's sampling settings."""
     t0 = time.perf_counter()
@@ -119,8 +136,9 @@ def run(ctx: Ctx) -> list[Figure]:
     from agents.local_model import resolve_model_path
 
     sc = ctx.scenarios[SCENARIO]
-    topic = max(sc.signals["model"], key=lambda s: s.weight).probe
-    cands = _candidates(ctx, 4)
+    signal = max(sc.signals["model"], key=lambda s: s.weight)
+    topic, secrets = signal.probe, [signal.shows, *signal.examples]  # what the interviewer would pass the checker
+    cands = _candidates(ctx, 6)
     msgs = [
         prompts.messages("interviewer", title=sc.title, question=sc.question.strip(), candidate=c, topic=topic) for c in cands
     ]
@@ -145,6 +163,10 @@ def run(ctx: Ctx) -> list[Figure]:
     raw_warm, raw_decode, raw_pieces = _raw_stream(client, msgs[3], full=True)
     ctx.log(f"raw: cold {raw_cold:.2f} s, warm {raw_warm:.2f} s, {raw_pieces} pieces in {raw_decode:.2f} s")
 
+    # What the candidate sees: the checker holds back the last three words until it has seen the next ones.
+    shown = [_shown_first(chat, msgs[i], cands[i], secrets, topic) for i in (4, 5)]
+    ctx.log(f"warm first text shown through the checker: {', '.join(f'{x:.2f}' for x in shown)} s")
+
     t0 = time.perf_counter()
     resolve_model_path(settings.local_model_path, settings.local_model, settings.home)
     verify_s = time.perf_counter() - t0
@@ -160,8 +182,10 @@ def run(ctx: Ctx) -> list[Figure]:
     return [
         Figure(NAME, "cold first token", cold_first, "s", raw_cold, "raw llama.cpp, nothing cached", note=note, samples=1,
                extra={"load_s": load_s, "verify_s": verify_s, "prompt_tokens": prompt_tokens}),
-        Figure(NAME, "warm first token", warm_first, "s", raw_warm, "raw llama.cpp, same prefix cached",
-               goal=Goal("<= 2 s", (("value", "<=", 2.0),)), samples=1),
+        Figure(NAME, "warm first token", warm_first, "s", raw_warm, "raw llama.cpp, same prefix cached", samples=1),
+        Figure(NAME, "warm first text shown", sum(shown) / len(shown), "s", warm_first, "the model's first token (above)",
+               goal=Goal("<= 2 s", (("value", "<=", 2.0),)), samples=len(shown),
+               note="mean of two turns, through the product's checker (stream_checked): " + ", ".join(f"{x:.2f} s" for x in shown)),
         Figure(NAME, "decode speed", rate(warm_pieces, warm_decode), "tokens/s", rate(raw_pieces, raw_decode), "raw llama.cpp stream",
                note=f"{warm_pieces} pieces (product) and {raw_pieces} (raw) in the warm calls", samples=1),
     ]
