@@ -274,7 +274,7 @@ class InterviewSession:
         if self.deps.retriever is None or plan.action in ("feedback", "answer_clarification"):
             return []
         if signal is not None:
-            query = f"{signal.shows} {signal.probe}"
+            query = signal.query
         elif plan.action == "pushback":
             query = next(p.pushback for p in self.scenario.pitfalls if p.id == plan.target)
         else:
@@ -379,7 +379,7 @@ class InterviewSession:
             if any(i["stage"] == s for i in improvements) and len({r[1] for r in ranked}) > 3:
                 continue  # spread the three across stages when possible
             sig = self._signal(m)
-            passages = self.deps.retriever.search(sig.shows, k=1, stage=s) if self.deps.retriever else []
+            passages = self.deps.retriever.search(sig.query, k=1, stage=s) if self.deps.retriever else []
             improvements.append(
                 {"stage": s, "signal": m, "what": sig.shows, "why": sig.why, "study": _source(passages[0]) if passages else None}
             )

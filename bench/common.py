@@ -157,6 +157,7 @@ class Ctx:
         self._tmp = tempfile.TemporaryDirectory(prefix="mlsd-bench-")
         self.tmp = Path(self._tmp.name)
         self._corpus_index: Path | None = None
+        self._queries_ready = False
         self.embedder_load_s: float | None = None
 
     def close(self) -> None:
@@ -229,6 +230,14 @@ class Ctx:
             summary = ingest(files, KnowledgeStore.open_local(path), self.embedder, count_word_pieces, warn=lambda m: None)
             self.log(f"corpus index built: {summary.chunks} chunks in {time.perf_counter() - t0:.1f} s")
             self._corpus_index = path
+        if not self._queries_ready:  # as `mlsd ingest` does for the built-in corpus
+            from knowledge.ingest import prepare_card_queries
+            from knowledge.store import KnowledgeStore
+
+            t0 = time.perf_counter()
+            added = prepare_card_queries(KnowledgeStore.open_local(self._corpus_index), self.embedder)
+            self.log(f"card grounding queries embedded: {added} in {time.perf_counter() - t0:.1f} s")
+            self._queries_ready = True
         return self._corpus_index
 
     def retriever(self):

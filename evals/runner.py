@@ -104,6 +104,8 @@ def _rank_of(passages, needle: str) -> int | None:
 def eval_retrieval(suite: Suite, retriever, tick: Callable[[], None] = lambda: None) -> dict:
     ranks = {"dense": [], "bm25": [], "hybrid": []}
     rows = []
+    if hasattr(retriever, "prime"):
+        retriever.prime([case.query for case in suite.cases])
     for case in suite.cases:
         row = {"id": case.id, "query": case.query}
         for mode in ranks:

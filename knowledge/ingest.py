@@ -174,3 +174,24 @@ def ingest(
     store.sweep_orphans()
     summary.seconds = time.perf_counter() - started
     return summary
+
+
+def prepare_queries(store: KnowledgeStore, embedder: Embeddings, queries: list[str]) -> int:
+    """Embed, in one batch, the queries not yet stored; retrievers then skip the embedder for them.
+
+    The interviewer grounds every probe with a query taken from the scenario
+    cards, the same few hundred texts in every interview: embedding them once
+    when the index is built takes each off the turn's critical path.
+    """
+    known = store.query_vectors()
+    missing = [q for q in dict.fromkeys(q.strip() for q in queries) if q and q not in known]
+    if missing:
+        store.put_query_vectors(missing, embedder.embed_documents(missing))
+    return len(missing)
+
+
+def prepare_card_queries(store: KnowledgeStore, embedder: Embeddings) -> int:
+    """:func:`prepare_queries` for the scenario cards' grounding queries (part of building the built-in index)."""
+    from knowledge.scenarios import grounding_queries, load_scenarios
+
+    return prepare_queries(store, embedder, grounding_queries(load_scenarios()))

@@ -67,6 +67,11 @@ class Signal(_Strict):
     weight: int = Field(ge=1, le=3)
     probe: str = Field(min_length=15, max_length=300)
 
+    @property
+    def query(self) -> str:
+        """The retrieval query that grounds a probe of this signal."""
+        return f"{self.shows} {self.probe}"
+
     @model_validator(mode="after")
     def _need_fits(self) -> "Signal":
         if self.need > len(self.terms):
@@ -219,3 +224,10 @@ if __name__ == "__main__":  # python -m knowledge.scenarios FILE... : validate c
             status = 1
             print(exc)
     sys.exit(status)
+
+
+def grounding_queries(scenarios: dict[str, "Scenario"]) -> list[str]:
+    """Every retrieval query the interviewer issues from the cards: each signal's, and each pushback."""
+    out = [sig.query for sc in scenarios.values() for sig in sc.all_signals()]
+    out += [p.pushback for sc in scenarios.values() for p in sc.pitfalls]
+    return list(dict.fromkeys(out))

@@ -10,6 +10,7 @@ try to download a model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from mlsd.errors import MLSDError
 
 COLLECTION = "mlsd_knowledge"
 MANIFEST = "mlsd_manifest"
+QUERIES = "mlsd_query_vectors"  # embeddings of queries known in advance (the cards' grounding queries)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class KnowledgeStore:
         try:
             self.chunks = client.get_or_create_collection(COLLECTION, metadata={"hnsw:space": "cosine"})
             self.manifest = client.get_or_create_collection(MANIFEST)
+            self.queries = client.get_or_create_collection(QUERIES)
         except Exception as exc:  # chromadb raises many unrelated types for a broken folder
             raise MLSDError(
                 f"The knowledge store at {location} cannot be opened ({exc.__class__.__name__}: {exc}). "
@@ -109,6 +112,18 @@ class KnowledgeStore:
         stage = chunks[0].meta.get("stage", "general") if chunks else "general"
         self._set_manifest(source, {"digest": digest, "chunks": len(chunks), "stage": stage})
         self.chunks.delete(where={"$and": [{"source": source}, {"digest": {"$ne": digest}}]})
+
+    def put_query_vectors(self, texts: list[str], vectors: list[list[float]]) -> None:
+        for start in range(0, len(texts), 1000):
+            part = texts[start : start + 1000]
+            ids = [hashlib.sha1(t.encode("utf-8")).hexdigest() for t in part]
+            self.queries.upsert(ids=ids, documents=part, embeddings=vectors[start : start + 1000])
+
+    def query_vectors(self) -> dict[str, list[float]]:
+        """Stored query text -> its embedding."""
+        got = self.queries.get(include=["documents", "embeddings"])
+        embeddings = got["embeddings"] if got["embeddings"] is not None else []
+        return {d: list(e) for d, e in zip(got["documents"] or [], embeddings)}
 
     def remove_source(self, source: str) -> None:
         self.manifest.delete(ids=[source])

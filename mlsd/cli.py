@@ -43,7 +43,7 @@ def cmd_model(args) -> int:
 # --- knowledge ---------------------------------------------------------------------------
 def cmd_ingest(args) -> int:
     from knowledge.embedder import count_word_pieces
-    from knowledge.ingest import CORPUS_DIR, ingest
+    from knowledge.ingest import CORPUS_DIR, ingest, prepare_card_queries
     from knowledge.store import KnowledgeStore
     from mlsd import runtime
 
@@ -61,6 +61,10 @@ def cmd_ingest(args) -> int:
     paths = [Path(p) for p in args.paths] or [CORPUS_DIR]
     summary = ingest(paths, store, runtime.embedder(), count_word_pieces, warn=lambda m: print(m, file=sys.stderr), progress=not args.quiet)
     print(summary.line())
+    if summary.ok and any(p.resolve() == CORPUS_DIR.resolve() for p in paths):
+        added = prepare_card_queries(store, runtime.embedder())
+        if added:
+            print(f"embedded {added} grounding queries from the scenario cards")
     return 0 if summary.ok else 1
 
 

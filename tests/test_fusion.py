@@ -77,3 +77,44 @@ def test_dense_and_bm25_modes_rank_by_their_own_score(fused):
 def test_a_filter_with_no_chunks_returns_nothing(fused):
     r, _ = fused
     assert r.search(QUERIES[0], stage="monitoring") == []
+
+
+class Counting:
+    def __init__(self, inner):
+        self.inner, self.queries, self.documents = inner, 0, 0
+
+    def embed_query(self, text):
+        self.queries += 1
+        return self.inner.embed_query(text)
+
+    def embed_documents(self, texts):
+        self.documents += len(texts)
+        return self.inner.embed_documents(texts)
+
+
+def test_prepared_queries_skip_the_embedder_and_rank_alike(fused, tmp_path):
+    from knowledge.ingest import prepare_queries
+
+    r, embedder = fused
+    store = r.store
+    assert prepare_queries(store, embedder, QUERIES + ["  " + QUERIES[0] + " "]) == len(QUERIES)
+    assert prepare_queries(store, embedder, QUERIES) == 0  # already there
+    counting = Counting(embedder)
+    fresh = Retriever(store, counting)
+    got = [[p.id for p in fresh.search(q, k=3)] for q in QUERIES]
+    assert counting.queries == 0
+    assert got == [[p.id for p in r.search(q, k=3)] for q in QUERIES]
+    fresh.search("a query nobody prepared")
+    assert counting.queries == 1
+
+
+def test_prime_embeds_a_batch_once(fused):
+    r, embedder = fused
+    counting = Counting(embedder)
+    fresh = Retriever(r.store, counting)
+    fresh.prime(QUERIES + QUERIES)
+    assert counting.documents == len(QUERIES)
+    for q in QUERIES:
+        for mode in ("hybrid", "dense"):
+            fresh.search(q, mode=mode)
+    assert counting.queries == 0
