@@ -70,7 +70,6 @@ class Retriever:
         self._rows: dict[str, int] = {}
         self._vectors_of = np.zeros((0, 0), dtype=np.float32)
         self._filters: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._digests: dict[str, str] = {}
         self._bm25 = None
         self._cache: dict[tuple, tuple[Passage, ...]] = {}
         self._vectors: dict[str, list[float]] = {}
@@ -99,7 +98,6 @@ class Retriever:
             self._vectors_of = matrix / np.where(norms > 0, norms, 1.0)
             self._filters = {}
             self._stored_queries = self.store.query_vectors()
-            self._digests = self.store.current_digests()
             self._bm25 = None
             if self._chunks:
                 texts = [f"{c.meta.get('section', '')}\n{c.text}" for c in self._chunks]
@@ -186,10 +184,11 @@ class Retriever:
             where_parts = [{"stage": stage}] if stage else []
             where_parts += [{"source": source}] if source else []
             where = where_parts[0] if len(where_parts) == 1 else ({"$and": where_parts} if where_parts else None)
-            found = self.store.query(q.tolist(), pool, where, self._digests)
-            dense_ids = [self._rows[c.id] for c, _ in found if c.id in self._rows]
+            found = self.store.nearest_ids(q.tolist(), min(pool, len(self._chunks)), where)
+            dense_ids = [self._rows[i] for i in found if i in self._rows]  # ids of replaced versions drop out here
         lexical = self._bm25_scores(query, mask) if mode != "dense" else np.zeros(len(self._chunks))
-        lexical_ids = [int(i) for i in np.argsort(-lexical, kind="stable")[:pool] if lexical[i] > 0]
+        top = np.argpartition(-lexical, pool)[:pool] if len(lexical) > pool else np.arange(len(lexical))
+        lexical_ids = [int(i) for i in sorted(top, key=lambda i: (-lexical[i], i)) if lexical[i] > 0]
 
         candidates = np.array(list(dict.fromkeys(dense_ids + lexical_ids)), dtype=int)
         if not len(candidates):

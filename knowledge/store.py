@@ -158,29 +158,12 @@ class KnowledgeStore:
         ]
         return [c for c, _ in keep], [e for _, e in keep]
 
-    def query(
-        self, embedding: list[float], n: int, where: dict | None = None, current: dict[str, str] | None = None
-    ) -> list[tuple[StoredChunk, float]]:
-        """Nearest chunks with cosine similarity, filtered to current file versions.
-
-        ``current`` (source -> digest) may be passed by a caller that keeps it
-        fresh, saving a manifest read per query.
-        """
-        total = self.chunks.count()
-        if total == 0:
+    def nearest_ids(self, embedding: list[float], n: int, where: dict | None = None) -> list[str]:
+        """Ids of the ``n`` nearest chunks, stale versions included (for callers that hold the current ones)."""
+        if n <= 0:
             return []
-        res = self.chunks.query(
-            query_embeddings=[embedding],
-            n_results=min(n, total),
-            where=where or None,
-            include=["documents", "metadatas", "distances"],
-        )
-        current = current if current is not None else self.current_digests()
-        out = []
-        for i, d, m, dist in zip(res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0]):
-            if current.get(m.get("source")) == m.get("digest"):
-                out.append((StoredChunk(i, d, m), 1.0 - float(dist)))
-        return out
+        res = self.chunks.query(query_embeddings=[embedding], n_results=n, where=where or None, include=["distances"])
+        return list(res["ids"][0])
 
     def current_digests(self) -> dict[str, str]:
         return {s: m.get("digest") for s, m in self.current().items()}
