@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -53,6 +53,19 @@ class Passage:
         return {k: v for k, v in asdict(self).items() if k in ("text", "source", "section", "stage", "score")}
 
 
+@dataclass
+class _Index:
+    """One consistent view of the store: searches read it whole while a refresh builds the next."""
+
+    version: str | None = None
+    chunks: list[StoredChunk] = field(default_factory=list)
+    rows: dict[str, int] = field(default_factory=dict)  # chunk id -> row
+    vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))  # unit rows
+    bm25: object | None = None
+    queries: dict[str, list[float]] = field(default_factory=dict)  # embedded at index time (see prepare_queries)
+    filters: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=dict)
+
+
 def _stemmer():
     import Stemmer
 
@@ -64,16 +77,10 @@ class Retriever:
         self.store = store
         self.embedder = embedder
         self._lock = threading.Lock()
-        self._version: str | None = None
         self._checked_at = 0.0
-        self._chunks: list[StoredChunk] = []
-        self._rows: dict[str, int] = {}
-        self._vectors_of = np.zeros((0, 0), dtype=np.float32)
-        self._filters: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-        self._bm25 = None
+        self._index = _Index()
         self._cache: dict[tuple, tuple[Passage, ...]] = {}
         self._vectors: dict[str, list[float]] = {}
-        self._stored_queries: dict[str, list[float]] = {}  # embedded at index time (see prepare_queries)
         self._stem = _stemmer()
 
     # --- BM25 ------------------------------------------------------------------------
@@ -89,52 +96,54 @@ class Retriever:
         with self._lock:
             self._checked_at = time.monotonic()
             version = self.store.version()
-            if not force and version == self._version:
+            if not force and version == self._index.version:
                 return
-            self._chunks, vectors = self.store.snapshot()
-            self._rows = {c.id: i for i, c in enumerate(self._chunks)}
-            matrix = np.asarray(vectors, dtype=np.float32).reshape(len(self._chunks), -1)
+            chunks, vectors = self.store.snapshot()
+            matrix = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1)
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-            self._vectors_of = matrix / np.where(norms > 0, norms, 1.0)
-            self._filters = {}
-            self._stored_queries = self.store.query_vectors()
-            self._bm25 = None
-            if self._chunks:
-                texts = [f"{c.meta.get('section', '')}\n{c.text}" for c in self._chunks]
-                index = bm25s.BM25()
-                index.index(self._tokens(texts), show_progress=False)
-                self._bm25 = index
-            self._version = version
+            bm25 = None
+            if chunks:
+                bm25 = bm25s.BM25()
+                bm25.index(self._tokens([f"{c.meta.get('section', '')}\n{c.text}" for c in chunks]), show_progress=False)
+            self._index = _Index(
+                version=version,
+                chunks=chunks,
+                rows={c.id: i for i, c in enumerate(chunks)},
+                vectors=matrix / np.where(norms > 0, norms, 1.0),
+                bm25=bm25,
+                queries=self.store.query_vectors(),
+            )
 
-    def _filter(self, stage: str | None, source: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    @staticmethod
+    def _filter(ix: _Index, stage: str | None, source: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows a query may return, and their vectors' mean and covariance (cached per filter)."""
         key = (stage, source)
-        got = self._filters.get(key)
+        got = ix.filters.get(key)
         if got is None:
             mask = np.array(
-                [(not stage or c.meta.get("stage") == stage) and (not source or c.meta.get("source") == source) for c in self._chunks],
+                [(not stage or c.meta.get("stage") == stage) and (not source or c.meta.get("source") == source) for c in ix.chunks],
                 dtype=bool,
             )
-            rows = self._vectors_of[mask] if mask.any() else np.zeros((0, self._vectors_of.shape[1]), dtype=np.float32)
+            rows = ix.vectors[mask] if mask.any() else np.zeros((0, ix.vectors.shape[1]), dtype=np.float32)
             dim = rows.shape[1]
             mean = rows.mean(axis=0) if len(rows) else np.zeros(dim)
             cov = np.cov(rows, rowvar=False, bias=True) if len(rows) > 1 else np.zeros((dim, dim))
-            got = self._filters[key] = (mask, mean, np.atleast_2d(cov))
+            got = ix.filters[key] = (mask, mean, np.atleast_2d(cov))
         return got
 
-    def _bm25_scores(self, query: str, mask: np.ndarray) -> np.ndarray:
+    def _bm25_scores(self, ix: _Index, query: str, mask: np.ndarray) -> np.ndarray:
         """BM25 score of every chunk (0 outside the filter)."""
-        scores = np.zeros(len(self._chunks))
-        if self._bm25 is None:
+        scores = np.zeros(len(ix.chunks))
+        if ix.bm25 is None:
             return scores
         tokens = self._tokens([query])
         if tokens and tokens[0]:
-            scores = np.asarray(self._bm25.get_scores(tokens[0]), dtype=float)
+            scores = np.asarray(ix.bm25.get_scores(tokens[0]), dtype=float)
         return np.where(mask, scores, 0.0)
 
     def prime(self, queries: list[str]) -> None:
         """Embed queries about to be searched in one batch (several times cheaper than one at a time)."""
-        missing = [q for q in dict.fromkeys(q.strip() for q in queries) if q and q not in self._vectors and q not in self._stored_queries]
+        missing = [q for q in dict.fromkeys(q.strip() for q in queries) if q and q not in self._vectors and q not in self._index.queries]
         for start in range(0, len(missing), CACHE_SIZE):
             part = missing[start : start + CACHE_SIZE]
             for q, v in zip(part, self.embedder.embed_documents(part)):
@@ -146,7 +155,7 @@ class Retriever:
         self._vectors[query] = vector
 
     def _embed(self, query: str) -> list[float]:
-        vector = self._vectors.get(query) or self._stored_queries.get(query)
+        vector = self._vectors.get(query) or self._index.queries.get(query)
         if vector is None:
             vector = self.embedder.embed_query(query)
             self._remember(query, vector)
@@ -158,22 +167,23 @@ class Retriever:
         query = (query or "").strip()
         if not query:
             return []
-        if self._version is None or time.monotonic() - self._checked_at > RECHECK_SECONDS:
+        if self._index.version is None or time.monotonic() - self._checked_at > RECHECK_SECONDS:
             self.refresh()  # picks up an ingest made by another process (the CLI beside the app)
-        key = (query, k, stage, source, mode, self._version)
+        ix = self._index
+        key = (query, k, stage, source, mode, ix.version)
         cached = self._cache.get(key)
         if cached is not None:
             return list(cached)
-        found = self._search(query, k, stage, source, mode)
+        found = self._search(ix, query, k, stage, source, mode)
         if len(self._cache) >= CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[key] = tuple(found)
         return found
 
-    def _search(self, query: str, k: int, stage: str | None, source: str | None, mode: Mode) -> list[Passage]:
-        if not self._chunks:
+    def _search(self, ix: _Index, query: str, k: int, stage: str | None, source: str | None, mode: Mode) -> list[Passage]:
+        if not ix.chunks:
             return []
-        mask, mean, cov = self._filter(stage, source)
+        mask, mean, cov = self._filter(ix, stage, source)
         if not mask.any():
             return []
         pool = max(k * 4, POOL)
@@ -184,16 +194,16 @@ class Retriever:
             where_parts = [{"stage": stage}] if stage else []
             where_parts += [{"source": source}] if source else []
             where = where_parts[0] if len(where_parts) == 1 else ({"$and": where_parts} if where_parts else None)
-            found = self.store.nearest_ids(q.tolist(), min(pool, len(self._chunks)), where)
-            dense_ids = [self._rows[i] for i in found if i in self._rows]  # ids of replaced versions drop out here
-        lexical = self._bm25_scores(query, mask) if mode != "dense" else np.zeros(len(self._chunks))
+            found = self.store.nearest_ids(q.tolist(), min(pool, len(ix.chunks)), where)
+            dense_ids = [ix.rows[i] for i in found if i in ix.rows]  # ids of replaced versions drop out here
+        lexical = self._bm25_scores(ix, query, mask) if mode != "dense" else np.zeros(len(ix.chunks))
         top = np.argpartition(-lexical, pool)[:pool] if len(lexical) > pool else np.arange(len(lexical))
         lexical_ids = [int(i) for i in sorted(top, key=lambda i: (-lexical[i], i)) if lexical[i] > 0]
 
         candidates = np.array(list(dict.fromkeys(dense_ids + lexical_ids)), dtype=int)
         if not len(candidates):
             return []
-        cosine = self._vectors_of[candidates] @ q if q is not None else np.zeros(len(candidates))
+        cosine = ix.vectors[candidates] @ q if q is not None else np.zeros(len(candidates))
         if mode == "dense":
             score = cosine
         elif mode == "bm25":
@@ -208,7 +218,7 @@ class Retriever:
         order = np.argsort(-score, kind="stable")[:k]
         out = []
         for j in order:
-            chunk = self._chunks[int(candidates[j])]
+            chunk = ix.chunks[int(candidates[j])]
             out.append(
                 Passage(
                     text=chunk.text,

@@ -35,16 +35,17 @@ def fused(tmp_path, fake_embedder):
 
 def brute_force(r: Retriever, embedder, query: str, stage: str | None) -> list[str]:
     r.refresh()
-    keep = [i for i, c in enumerate(r._chunks) if not stage or c.meta["stage"] == stage]
-    vectors = np.array([embedder.embed_query(f"{r._chunks[i].meta['section']}\n{r._chunks[i].text}") for i in keep])
+    ix = r._index
+    keep = [i for i, c in enumerate(ix.chunks) if not stage or c.meta["stage"] == stage]
+    vectors = np.array([embedder.embed_query(f"{ix.chunks[i].meta['section']}\n{ix.chunks[i].text}") for i in keep])
     cos = vectors @ np.array(embedder.embed_query(query))
-    lex = r._bm25_scores(query, np.ones(len(r._chunks), dtype=bool))[keep]
+    lex = r._bm25_scores(ix, query, np.ones(len(ix.chunks), dtype=bool))[keep]
 
     def z(x):
         return (x - x.mean()) / x.std() if x.std() > 0 else np.zeros_like(x)
 
     fused = retrieval.DENSE_WEIGHT * z(cos) + (1 - retrieval.DENSE_WEIGHT) * z(lex)
-    return [r._chunks[keep[j]].id for j in np.argsort(-fused, kind="stable")]
+    return [ix.chunks[keep[j]].id for j in np.argsort(-fused, kind="stable")]
 
 
 @pytest.mark.parametrize("stage", [None, "data"])
