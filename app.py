@@ -224,24 +224,32 @@ def interview_view(session: InterviewSession) -> None:
         feedback_view(session)  # full width, below the transcript
         return
     with chat_col:
+        if session.awaiting_reply:  # the last run stopped between saving a message and replying
+            stream_reply(session.answer_pending())
+            st.rerun()
         text = st.chat_input("Your answer, or a clarifying question…")
         if text is not None:
             with st.chat_message("user", avatar=CANDIDATE):
                 st.markdown(as_text(text) if text.strip() else "_(empty message)_")
-            with st.chat_message("assistant", avatar=INTERVIEWER):
-                box = st.empty()
-                shown = ""
-                for ev in session.respond(text):
-                    if ev.type == "delta":
-                        shown += ev.text
-                        box.markdown(shown + "▌")
-                    elif ev.type == "replace":  # the checker refused the model's words
-                        shown = ev.text
-                        box.markdown(shown + "▌")
-                    elif ev.type == "notice":
-                        st.caption(ev.text)
-                box.markdown(shown)
+            stream_reply(session.respond(text))
             st.rerun()
+
+
+def stream_reply(events) -> None:
+    """Show the interviewer's reply as it streams."""
+    with st.chat_message("assistant", avatar=INTERVIEWER):
+        box = st.empty()
+        shown = ""
+        for ev in events:
+            if ev.type == "delta":
+                shown += ev.text
+                box.markdown(shown + "▌")
+            elif ev.type == "replace":  # the checker refused the model's words
+                shown = ev.text
+                box.markdown(shown + "▌")
+            elif ev.type == "notice":
+                st.caption(ev.text)
+        box.markdown(shown)
 
 
 def radar(stages: dict) -> None:

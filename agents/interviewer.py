@@ -230,9 +230,22 @@ class InterviewSession:
             note = prompts.text("phrases", "long_message_note", chars=MODEL_CHARS)
         cand = self.deps.db.add_turn(self.id, Turn(0, "candidate", text, self.stage, kind=kind, note=note, at=self.deps.clock()))
         self.record.turns.append(cand)
+        yield from self._reply(cand)
+
+    @property
+    def awaiting_reply(self) -> bool:
+        """The last saved message is the candidate's and has no reply (the process died in between)."""
+        return not self.finished and bool(self.turns) and self.turns[-1].role == "candidate"
+
+    def answer_pending(self) -> Iterator[Event]:
+        """Reply to a message saved before a crash; nothing to do otherwise."""
+        if self.awaiting_reply:
+            yield from self._reply(self.turns[-1])
+
+    def _reply(self, cand: Turn) -> Iterator[Event]:
         cov = self.coverage()
-        plan = decide(self.scenario, self._view(kind, text, cov))
-        yield from self._speak(plan, clean(text)[:MODEL_CHARS], note)
+        plan = decide(self.scenario, self._view(cand.kind, cand.text, cov))
+        yield from self._speak(plan, clean(cand.text)[:MODEL_CHARS], cand.note)
 
     def end(self) -> Iterator[Event]:
         """Finish now (the candidate pressed "end"): feedback, no wrap-up questions."""

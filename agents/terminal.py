@@ -76,9 +76,10 @@ def transcript_json(session: InterviewSession) -> dict:
     }
 
 
-def _say(session: InterviewSession, text: str, out) -> None:
+def _say(session: InterviewSession, text: str | None, out) -> None:
+    """Stream the interviewer's reply to ``text`` (None: to the message saved before a crash)."""
     shown = ""
-    for ev in session.respond(text):
+    for ev in session.respond(text) if text is not None else session.answer_pending():
         if ev.type == "delta":
             shown += ev.text
             print(ev.text, end="", file=out, flush=True)
@@ -107,6 +108,10 @@ def run_terminal(settings: Settings, scenario: str | None, minutes: float | None
             for t in session.turns:
                 who = "Interviewer" if t.role == "interviewer" else "You"
                 print(f"{who}: {t.text}\n")
+            if session.awaiting_reply:
+                print("Interviewer: ", end="", flush=True)
+        if session.awaiting_reply:  # the last run stopped before replying: reply first
+            _say(session, None, out)
         if turns is not None:
             for text in turns:
                 if session.finished:

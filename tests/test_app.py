@@ -68,6 +68,24 @@ def test_refresh_resumes_the_same_interview(app_env):
     assert any(iid in c.value for c in at2.caption)
 
 
+def test_a_message_left_unanswered_by_a_crash_is_answered_on_reopening(app_env):
+    from agents.db import InterviewDB, Turn
+
+    at = _app()
+    at.button[0].click().run()
+    iid = at.query_params["iid"]
+    db = InterviewDB(f"sqlite:///{app_env / 'mlsd.db'}")
+    before = len(db.get(iid).turns)
+    db.add_turn(iid, Turn(0, "candidate", "How many daily active users are there?", "clarify", kind="clarify_question"))
+    at2 = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    at2.query_params["iid"] = iid
+    at2.run()
+    assert not at2.exception, at2.exception
+    turns = db.get(iid).turns
+    assert len(turns) == before + 2 and turns[-1].role == "interviewer"
+    assert turns[-2].text == "How many daily active users are there?"
+
+
 def test_concept_qa_cites_passages(app_env):
     at = _app()
     at.sidebar.radio[0].set_value("Concept Q&A").run()

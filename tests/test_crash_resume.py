@@ -165,6 +165,7 @@ def test_sigkill_while_the_reply_streams_then_resume(tmp_path):
     assert data["interview_id"] == rec.id
     assert len(data["turns"]) > len(turns)
     assert [(t["role"], t["text"]) for t in data["turns"][: len(turns)]] == [(t.role, t.text) for t in turns]
+    assert data["turns"][len(turns)]["role"] == "interviewer"  # the message left unanswered gets its reply first
     later = [t["text"] for t in data["turns"][len(turns):] if t["role"] == "candidate"]
     assert later[: len(SCRIPT2)] == SCRIPT2
     assert data["feedback"] is not None
