@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from mlsd.errors import MLSDError
 
@@ -40,7 +40,13 @@ SCENARIO_IDS: tuple[str, ...] = (
 )
 CARDS_DIR = Path(__file__).parent / "scenarios"
 
-Term = Annotated[str, Field(min_length=2, max_length=60)]
+def _star_at_end(term: str) -> str:
+    if "*" in term[:-1]:
+        raise ValueError(f"{term!r}: '*' works only at the end of a term (a prefix wildcard); list the variants as separate terms")
+    return term
+
+
+Term = Annotated[str, Field(min_length=2, max_length=60), AfterValidator(_star_at_end)]
 TermGroup = Annotated[list[Term], Field(min_length=1)]
 
 

@@ -51,6 +51,16 @@ def test_broken_card_names_file_and_field(tmp_path):
     assert str(bad) in str(err.value) and "signals.model.0.weight" in str(err.value)
 
 
+def test_a_wildcard_inside_a_term_is_refused(tmp_path):
+    data = yaml.safe_load((CARDS_DIR / "news-feed.yaml").read_text())
+    data["signals"]["model"][0]["terms"][0].append("break* down")  # the matcher only expands a trailing *
+    bad = tmp_path / "news-feed.yaml"
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(MLSDError) as err:
+        load_card(bad)
+    assert "signals.model.0.terms.0" in str(err.value) and "'*' works only at the end" in str(err.value)
+
+
 def test_card_file_name_must_match_id(tmp_path):
     shutil.copy(CARDS_DIR / "news-feed.yaml", tmp_path / "feed.yaml")
     with pytest.raises(MLSDError, match="file is named feed.yaml"):
