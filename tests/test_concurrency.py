@@ -63,28 +63,38 @@ def count_rows(db_file: Path) -> int:
         con.close()
 
 
+def run_in_threads(n: int, work, timeout: float, on_error=lambda: None) -> list[BaseException]:
+    """Call ``work(k)`` for k in range(n), one thread each; return what they raised (a hung thread fails the test)."""
+    errors: list[BaseException] = []
+
+    def guarded(k: int) -> None:
+        try:
+            work(k)
+        except BaseException as exc:  # surfaced by the caller
+            errors.append(exc)
+            on_error()
+
+    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    return errors
+
+
 def test_twenty_interviews_in_threads_share_one_file(tmp_path, scenarios):
     db_file = tmp_path / "shared.db"
     db = InterviewDB(f"sqlite:///{db_file}")  # one InterviewDB shared by all threads, as the app does
     n_threads, n_msgs = 20, 4
     ids: dict[int, str] = {}
-    errors: list[BaseException] = []
     barrier = threading.Barrier(n_threads)
     names = sorted(scenarios)
 
     def work(iv: int) -> None:
-        try:
-            ids[iv] = run_interview(Deps(db=db, scenarios=scenarios), names[iv % len(names)], iv, n_msgs, barrier)
-        except BaseException as exc:  # surfaced below with the thread's number
-            errors.append(exc)
-            barrier.abort()
+        ids[iv] = run_interview(Deps(db=db, scenarios=scenarios), names[iv % len(names)], iv, n_msgs, barrier)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
+    errors = run_in_threads(n_threads, work, 120, on_error=barrier.abort)
     assert not errors, errors[0]
     assert len(ids) == n_threads and len(set(ids.values())) == n_threads
     for iv, iid in ids.items():
@@ -148,21 +158,13 @@ def test_concurrent_writes_to_separate_interviews_with_separate_handles(tmp_path
     """Raw add_turn from many threads, each with its own InterviewDB (separate engines, one file)."""
     url = f"sqlite:///{tmp_path / 'raw.db'}"
     iids = [InterviewDB(url).create_interview("news-feed", "none", {}) for _ in range(8)]
-    errors: list[BaseException] = []
 
     def work(k: int) -> None:
         db = InterviewDB(url)
-        try:
-            for j in range(25):
-                db.add_turn(iids[k], Turn(0, "candidate", f"[iv{k:03d}-m{j:02d}]", "clarify"))
-        except BaseException as exc:
-            errors.append(exc)
+        for j in range(25):
+            db.add_turn(iids[k], Turn(0, "candidate", f"[iv{k:03d}-m{j:02d}]", "clarify"))
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    errors = run_in_threads(8, work, 60)
     assert not errors, errors[0]
     db = InterviewDB(url)
     for k, iid in enumerate(iids):
@@ -175,22 +177,14 @@ def test_concurrent_writes_to_the_same_interview_keep_every_turn(tmp_path):
     url = f"sqlite:///{tmp_path / 'same.db'}"
     shared = InterviewDB(url)
     iid = shared.create_interview("news-feed", "none", {})
-    errors: list[BaseException] = []
     barrier = threading.Barrier(6)
 
     def work(k: int) -> None:
         barrier.wait(timeout=30)
-        try:
-            for j in range(20):
-                shared.add_turn(iid, Turn(0, "candidate", f"[iv{k:03d}-m{j:02d}]", "clarify"))
-        except BaseException as exc:
-            errors.append(exc)
+        for j in range(20):
+            shared.add_turn(iid, Turn(0, "candidate", f"[iv{k:03d}-m{j:02d}]", "clarify"))
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    errors = run_in_threads(6, work, 60)
     turns = shared.get(iid).turns
     assert not errors, f"{len(errors)} writes failed, first: {errors[0]}"
     assert [t.index for t in turns] == list(range(6 * 20))
