@@ -18,7 +18,7 @@ from langchain_core.embeddings import Embeddings
 
 from knowledge.chunking import chunk_text, infer_stage
 from knowledge.documents import SUPPORTED, Document, SkipFile, read_document
-from knowledge.scenarios import STAGES
+from knowledge.scenarios import STAGES, grounding_queries, load_scenarios
 from knowledge.store import KnowledgeStore, StoredChunk
 
 CORPUS_DIR = Path(__file__).parent / "corpus"
@@ -192,6 +192,4 @@ def prepare_queries(store: KnowledgeStore, embedder: Embeddings, queries: list[s
 
 def prepare_card_queries(store: KnowledgeStore, embedder: Embeddings) -> int:
     """:func:`prepare_queries` for the scenario cards' grounding queries (part of building the built-in index)."""
-    from knowledge.scenarios import grounding_queries, load_scenarios
-
     return prepare_queries(store, embedder, grounding_queries(load_scenarios()))
