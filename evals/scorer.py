@@ -54,14 +54,19 @@ CLARIFY_CUE = re.compile(
     re.I,
 )
 LIST_SPLIT = re.compile(r",|;|/|\band\b|\bor\b|\+")
+# A stage is *named* when one of its words starts a word of the text ("retrain"
+# must not fire inside "pretrained").
 STAGE_WORDS = {
-    "clarify": ("clarif", "requirement", "ask about", "scope", "constraint"),
-    "frame": ("framing", "frame", "ml objective", "ml task", "formulat"),
-    "data": ("data", "feature", "label"),
-    "model": ("model", "architecture", "training", "train "),
-    "evaluation": ("metric", "evaluat", "offline", "a b test", "online"),
-    "deployment": ("deploy", "serving", "serve", "inference", "latency"),
-    "monitoring": ("monitor", "drift", "alert", "retrain"),
+    stage: re.compile(r"\b(?:" + "|".join(words) + ")")
+    for stage, words in {
+        "clarify": ("clarif", "requirement", "ask about", "scope", "constraint"),
+        "frame": ("framing", "frame", "ml objective", "ml task", "formulat"),
+        "data": ("data", "feature", "label"),
+        "model": ("model", "architecture", "training", r"train\b"),
+        "evaluation": ("metric", "evaluat", "offline", "a b test", "online"),
+        "deployment": ("deploy", "serving", "serve", "inference", "latency"),
+        "monitoring": ("monitor", "drift", "alert", "retrain"),
+    }.items()
 }
 
 
@@ -269,7 +274,7 @@ def _topic_flags(scenario: Scenario, others: dict[str, Scenario] | None, norms: 
 
 
 def _stage_named(stage: str, sents: list[Sentence]) -> bool:
-    return any(w in s.norm for s in sents for w in STAGE_WORDS[stage])
+    return any(STAGE_WORDS[stage].search(s.norm) for s in sents)
 
 
 def _stage_score(hits: list[tuple[Signal, SignalHit]], signals: list[Signal], cfg: ScorerConfig, named: bool) -> tuple[int, float, float]:

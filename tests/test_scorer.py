@@ -127,3 +127,10 @@ def test_requirements_named_inside_the_design_are_not_clarifying(scenarios):
     assert late is not None and late.quality == 1  # said in passing after the design began: a mention
     assert hit(design + "\n\nI'd ask: " + statement[:-1] + "?").quality >= 2  # asked as a question
     assert hit(design + "\n\nI assume " + statement[0].lower() + statement[1:]).quality >= 2  # stated as an assumption
+
+
+def test_a_stage_is_named_only_by_a_word_that_starts_with_its_name(scenarios):
+    sc = scenarios["visual-search"]
+    pretrained = "The image encoder is a ResNet pretrained on ImageNet and fine-tuned on our product photos."
+    assert score_text(sc, pretrained).stages["monitoring"].score == 0  # "retrain" inside "pretrained"
+    assert score_text(sc, pretrained + " We retrain it weekly.").stages["monitoring"].score >= 1
