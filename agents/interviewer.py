@@ -181,13 +181,21 @@ class InterviewSession:
         end = self.turns[-1].at if self.finished and self.turns else self.deps.clock()
         return stage_seconds(self.turns, end)
 
-    def _message_stage(self, text: str) -> str | None:
+    def message_stage(self, text: str, during: str | None = None) -> str | None:
+        """The stage a message mostly speaks to: the most rubric weight hit substantively.
+
+        Said ``during`` a design stage (default: the stage the interview is at),
+        requirements are design, not clarifying (the scorer's rule), so clarify
+        signals do not count: "8 million frames a day" in a serving plan does
+        not take the candidate back to clarify.
+        """
         hits = self.scorer.hits(text)
+        stages = STAGES if (during or self.stage) == "clarify" else STAGES[1:]
         weights = {
             s: sum(sig.weight for sig in self.scenario.signals[s] if sig.id in hits and hits[sig.id].quality >= 2)
-            for s in STAGES
+            for s in stages
         }
-        best = max(STAGES, key=lambda s: (weights[s], -STAGES.index(s)))
+        best = max(stages, key=lambda s: (weights[s], -STAGES.index(s)))
         return best if weights[best] > 0 else None
 
     def _view(self, kind: str, text: str, cov: ScoreResult) -> View:
@@ -205,11 +213,12 @@ class InterviewSession:
             stage=stage,
             coverage={s: cov.stages[s].coverage for s in STAGES},
             covered=frozenset(sid for sid, h in cov.hits.items() if h.quality >= 2),
-            message_stage=self._message_stage(text) if kind == "design" else None,
+            message_stage=self.message_stage(text) if kind == "design" else None,
             asked=frozenset(t.target for t in mine if t.target and t.action in ("probe", "advance", "nudge")),
             pushed=frozenset(t.target for t in mine if t.action == "pushback" and t.target),
             pitfalls=tuple(p.id for p, _ in find_pitfalls(self.scenario, text)) if kind == "design" else (),
             facts=match_facts(self.scenario, text) if kind == "clarify_question" else (),
+            question=mine[-1].stage if mine and mine[-1].action in ("probe", "advance", "nudge") else None,
             revisited=frozenset(t.stage for t in mine if t.note in ("revisit", "wrap")),
             skipped=tuple(dict.fromkeys(skipped)),
             nudged=frozenset(t.stage for t in mine if t.action == "nudge" and t.note == "time"),

@@ -52,6 +52,7 @@ class View:
     pushed: frozenset[str] = frozenset()  # pitfall ids already pushed back on
     pitfalls: tuple[str, ...] = ()  # pitfall ids the latest message triggered
     facts: tuple[str, ...] = ()  # fact keys the latest question asks about
+    question: str | None = None  # stage of the interviewer's last turn, when that turn asked something
     revisited: frozenset[str] = frozenset()  # stages already gone back to
     skipped: tuple[str, ...] = ()  # stages the candidate jumped over
     nudged: frozenset[str] = frozenset()  # stages already nudged for time
@@ -141,11 +142,17 @@ def decide(scenario: Scenario, view: View) -> Plan:
     if view.message_stage and STAGES.index(view.message_stage) > STAGES.index(stage):
         # The candidate moved on: follow them, but first go back to what they skipped,
         # the emptiest stage first and, among equals, the one just jumped over.
+        # A question the interviewer just asked comes first until its stage is covered enough:
+        # the candidate left it unanswered, whatever they said about the stage in passing.
+        # Then the other thin stages, the emptiest first.
         moved = View(**{**view.__dict__, "stage": view.message_stage})
         behind = sorted(
             _thin_stages(moved, upto=view.message_stage),
             key=lambda s: (view.coverage.get(s, 0.0), -STAGES.index(s)),
         )
+        asked = view.question
+        if asked and asked == stage and asked not in view.revisited and view.coverage.get(asked, 0.0) < ENOUGH:
+            behind = [asked] + [s for s in behind if s != asked]
         for skipped in behind:
             plan = _probe(scenario, skipped, moved, note="revisit", from_stage=view.message_stage)
             if plan:

@@ -33,12 +33,6 @@ def play(deps: Deps, case: InterviewCase, max_turns: int = 30) -> InterviewSessi
     return session
 
 
-def _message_stage(session: InterviewSession, text: str) -> str | None:
-    hits = session.scorer.hits(text)  # the session has usually matched this message already
-    hit_stages = [session.scenario.stage_of(sid) for sid, h in hits.items() if h.quality >= 2]
-    return max(hit_stages, key=STAGES.index) if hit_stages else None
-
-
 def check_expectation(session: InterviewSession, case: InterviewCase, exp: Expectation) -> tuple[bool, str]:
     turns = session.turns
     mine = [t for t in turns if t.role == "interviewer"]
@@ -73,11 +67,12 @@ def check_expectation(session: InterviewSession, case: InterviewCase, exp: Expec
         return False, "no injection message was sent"
     if exp.type == "probes_stage_within":
         stage = exp.stage or case.skip
-        # the first candidate message that jumped past the stage
+        # the first candidate message that jumped past the stage: one that mostly speaks to a later
+        # stage, as the interviewer reads it (an aside on a later stage is not a jump)
         for i, t in enumerate(turns):
             if t.role != "candidate" or t.kind != "design":
                 continue
-            ms = _message_stage(session, t.text)
+            ms = session.message_stage(t.text, during=t.stage)
             if ms and STAGES.index(ms) > STAGES.index(stage):
                 following = [x for x in turns[i + 1 :] if x.role == "interviewer"][: exp.turns]
                 ok = any(x.stage == stage and x.action in PROBING for x in following)

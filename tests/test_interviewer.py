@@ -111,6 +111,17 @@ def test_leaking_the_answer_key_is_refused(db, scenarios, scripted_chat):
     assert signal.probe in turn.text
 
 
+def test_requirements_named_in_a_design_message_do_not_send_it_back_to_clarify(deps):
+    s = InterviewSession.start(deps, "street-view-blurring")
+    serving = (
+        "This runs as an offline batch pipeline: ingest the drive, run the detector on GPU workers, blur, quality check, "
+        "then publish. 8 million frames a day is about 93 frames per second; at 0.1 GPU seconds per tiled frame that is "
+        "roughly 10 GPUs, plus headroom."
+    )
+    assert s.message_stage(serving, during="clarify") == "clarify"  # the volume outweighs the pipeline
+    assert s.message_stage(serving, during="evaluation") == "deployment"  # mid-design, it is a serving plan
+
+
 def test_huge_and_odd_messages_are_saved_whole(deps):
     s = InterviewSession.start(deps, "harmful-content")
     big = ("We label posts with moderators and user reports. " * 400)[:20000]

@@ -50,6 +50,20 @@ def test_jumping_ahead_goes_back_to_the_thin_stage_first(card):
     assert plan.position == "deployment"  # the interview itself moved on
 
 
+def test_an_unanswered_question_is_asked_again_before_the_emptier_stages(card):
+    # asked about the model, the candidate talks evaluation: the model stage is not thin
+    # (some of it came up in passing) but not covered either, and the question stands
+    cov = {s: 0.0 for s in STAGES} | {"clarify": 0.8, "frame": 0.7, "data": 0.1, "model": 0.4}
+    jump = dict(stage="model", coverage=cov, message_stage="evaluation")
+    plan = decide(card, view(**jump, question="model"))
+    assert (plan.action, plan.stage, plan.note, plan.position) == ("probe", "model", "revisit", "evaluation")
+    # with no question pending (the last turn answered one of the candidate's), the emptiest stage first
+    assert decide(card, view(**jump, question=None)).stage == "data"
+    # once covered enough, the candidate is followed
+    covered = decide(card, view(**jump | {"coverage": cov | {"model": ENOUGH}}, question="model"))
+    assert covered.stage != "model"
+
+
 def test_time_nudge_once_then_move_on(card):
     v = view(seconds_in_stage=9 * 60, budget_seconds=8 * 60)
     plan = decide(card, v)
