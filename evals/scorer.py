@@ -90,7 +90,8 @@ class ScorerConfig:
     four_justified: int = 1
     min_substantive_words: int = 6
     list_like_fragments: int = 4
-    off_topic_ratio: float = 1.5
+    off_topic_ratio: float = 1.8
+    off_topic_own_max: float = 0.3
     own_topic_floor: float = 0.1
 
 
@@ -254,8 +255,12 @@ def topic_flags(scenario: Scenario, others: dict[str, Scenario] | None, sents: l
     """``off_topic``: written for another scenario; ``no_product_link``: about no product at all.
 
     Measured on the gold tune split: every answer that engages with its product
-    uses at least 15 % of the card's product vocabulary; keyword lists,
-    near-empty and off-topic answers use under 10 %.
+    uses at least 11 % of the card's product vocabulary, and at most 1.1 times
+    as much of another card's; keyword lists and near-empty answers use under
+    10 % of any card's.  An answer written for another product can still use
+    17 % of a card with a generic vocabulary (a moderation design answering the
+    news-feed question), but uses twice as much or more of its own card's: so
+    the guard is a ratio, 1.8, for answers under 30 % of their card's vocabulary.
     """
     return _topic_flags(scenario, others, [s.norm for s in sents], cfg)
 
@@ -266,7 +271,7 @@ def _topic_flags(scenario: Scenario, others: dict[str, Scenario] | None, norms: 
     affinity = _affinity({**(others or {}), scenario.id: scenario}, norms)
     own = affinity[scenario.id]
     best_other = max((v for k, v in affinity.items() if k != scenario.id), default=0.0)
-    if own < cfg.own_topic_floor * 1.5 and best_other >= cfg.own_topic_floor and best_other >= cfg.off_topic_ratio * max(own, 0.01):
+    if own < cfg.off_topic_own_max and best_other >= cfg.own_topic_floor and best_other >= cfg.off_topic_ratio * max(own, 0.01):
         return ["off_topic"]
     if own < cfg.own_topic_floor:
         return ["no_product_link"]

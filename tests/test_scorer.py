@@ -86,6 +86,16 @@ def test_answer_to_another_question_scores_low(scenarios):
     assert max(scores(res).values()) <= 1
 
 
+def test_answer_for_another_product_is_caught_even_on_a_card_with_generic_vocabulary(scenarios):
+    # a moderation design handed in for the news feed shares "posts", "feed" and "users" with it
+    src = next(c for c in GOLD if c["id"] == "newsfeed-fresh-2")
+    sc = scenarios["news-feed"]
+    res = score_text(sc, src["answer"], others(scenarios, sc.id))
+    assert "off_topic" in res.flags and max(scores(res).values()) <= 1
+    for c in STRONG:  # and no answer written for its own product is taken for off-topic
+        assert "off_topic" not in score_text(scenarios[c["scenario"]], c["answer"], others(scenarios, c["scenario"])).flags
+
+
 def test_transcript_evidence_carries_turn_indexes(scenarios):
     sc = scenarios["ad-click-prediction"]
     segs = [Segment("Hello.", 1), Segment("Because the auction multiplies pCTR by the bid, I'd track calibration with normalized cross-entropy.", 3)]
