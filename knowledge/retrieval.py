@@ -95,10 +95,9 @@ class Retriever:
 
         with self._lock:
             self._checked_at = time.monotonic()
-            version = self.store.version()
-            if not force and version == self._index.version:
+            if not force and self.store.version() == self._index.version:
                 return
-            chunks, vectors = self.store.snapshot()
+            chunks, vectors, version = self.store.snapshot()
             matrix = np.asarray(vectors, dtype=np.float32).reshape(len(chunks), -1)
             norms = np.linalg.norm(matrix, axis=1, keepdims=True)
             bm25 = None

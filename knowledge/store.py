@@ -146,8 +146,13 @@ class KnowledgeStore:
     def all_chunks(self) -> list[StoredChunk]:
         return self.snapshot(vectors=False)[0]
 
-    def snapshot(self, vectors: bool = True) -> tuple[list[StoredChunk], list]:
-        """Every current chunk and, when asked, its embedding (same order), in one read."""
+    def snapshot(self, vectors: bool = True) -> tuple[list[StoredChunk], list, str]:
+        """Every current chunk, when asked its embedding (same order), and the version they make up.
+
+        The version comes from the same manifest read as the chunks, so a cache
+        keyed on it (the retriever's BM25 index) never pairs one set of chunks
+        with another's version while an ingest is landing.
+        """
         current = self.current()
         got = self.chunks.get(include=["documents", "metadatas"] + (["embeddings"] if vectors else []))
         embeddings = got["embeddings"] if vectors else [None] * len(got["ids"])
@@ -156,7 +161,7 @@ class KnowledgeStore:
             for i, d, m, e in zip(got["ids"], got["documents"], got["metadatas"], embeddings)
             if current.get(m.get("source"), {}).get("digest") == m.get("digest")
         ]
-        return [c for c, _ in keep], [e for _, e in keep]
+        return [c for c, _ in keep], [e for _, e in keep], self._version(current)
 
     def nearest_ids(self, embedding: list[float], n: int, where: dict | None = None) -> list[str]:
         """Ids of the ``n`` nearest chunks, stale versions included (for callers that hold the current ones)."""
@@ -170,7 +175,11 @@ class KnowledgeStore:
 
     def version(self) -> str:
         """Changes whenever the current set of chunks changes (keys caches such as BM25)."""
-        return json.dumps(sorted(self.current_digests().items()))
+        return self._version(self.current())
+
+    @staticmethod
+    def _version(current: dict[str, dict]) -> str:
+        return json.dumps(sorted((s, m.get("digest")) for s, m in current.items()))
 
     def count(self) -> int:
         return sum(int(m.get("chunks", 0)) for m in self.current().values())
