@@ -1,0 +1,56 @@
+"""The scorer's stage model: fitted on the tune split, shipped as data, never stale."""
+
+import numpy as np
+import pytest
+import yaml
+
+from evals import fit, metrics
+from evals.scorer import STAGE_MODEL_PATH, StageModel, shipped_stage_model
+from evals.suites import load_suite
+
+
+@pytest.fixture(scope="module")
+def tune_rows():
+    return fit.rows(load_suite(fit.TUNE).cases)
+
+
+def test_shipped_model_is_a_refit_of_the_tune_split(tune_rows):
+    # cards, the tune split or the features changed without `python -m evals.fit --write`?
+    refit, shipped = fit.fit(tune_rows), shipped_stage_model()
+    assert refit.features == shipped.features
+    assert np.allclose(refit.coef, shipped.coef, atol=1e-5) and abs(refit.intercept - shipped.intercept) < 1e-5
+    assert refit.cuts == shipped.cuts
+
+
+def test_every_feature_adds_to_the_score(tune_rows):
+    # more of anything the rubric asks for never lowers a stage: the model is monotone
+    assert all(c > 0 for c in shipped_stage_model().coef)
+    assert list(shipped_stage_model().cuts) == sorted(shipped_stage_model().cuts)
+
+
+def test_cut_points_map_values_to_grades():
+    m = StageModel(("a",), (1.0,), 0.0, (0.5, 1.5, 2.5, 3.5), anchor=None)
+    assert [m.score({"a": v})[0] for v in (0.0, 0.5, 1.0, 2.49, 3.6)] == [0, 1, 1, 2, 4]
+    assert m.score({"a": 1.4})[1] == pytest.approx(0.1)  # distance to the nearest cut
+
+
+def test_the_scale_anchors_bound_the_model():
+    m = StageModel(("a", "substantive"), (1.0, 0.0), 0.0, (0.5, 1.5, 2.5, 3.5))
+    assert m.score({"a": 3.0, "substantive": 0.0})[0] == 1  # nothing substantive: at most "named only"
+    assert m.score({"a": 0.0, "substantive": 0.2})[0] == 2  # something substantive: at least "partial"
+    assert m.score({"a": 3.0, "substantive": 0.2})[0] == 3
+
+
+def test_fit_recovers_a_known_linear_rule():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(400, 2))
+    gold = np.clip(np.round(3 * x[:, 0] + 1 * x[:, 1]), 0, 4).astype(int)
+    rows = [fit.Row(f"c{i}", "s", "data", int(g), tuple(v), False) for i, (v, g) in enumerate(zip(x, gold))]
+    model = fit.fit(rows, features=("a", "b"))
+    assert model.coef[0] > 2 * model.coef[1] > 0
+    assert metrics.qwk(fit.predict(model, rows), [r.gold for r in rows]) > 0.9
+
+
+def test_model_file_records_where_it_came_from():
+    data = yaml.safe_load(STAGE_MODEL_PATH.read_text())
+    assert data["fitted_on"]["suite"] == "gold-tune.yaml" and data["fitted_on"]["answers"] >= 30
