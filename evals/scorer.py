@@ -2,7 +2,8 @@
 
 One implementation, two callers: the offline grader (``mlsd score``, eval
 suites) and the interviewer's live coverage tracker.  It is a pure function of
-the scenario card and the candidate's text: no model, no randomness.
+the scenario card and the candidate's text: no language model, no randomness;
+its one fitted part, the stage model, ships as data.
 
 How a stage is scored, in short:
 * each rubric signal is *hit* by a sentence (or two adjacent sentences) that
@@ -14,10 +15,11 @@ How a stage is scored, in short:
   weighted share of signals touched, hit substantively and hit specifically,
   the number of sentences that carry them, whether the stage is named) through
   a linear model with four cut points, fitted on the gold tune split
-  (``evals/stage_model.yaml``, refitted by ``python -m evals.fit --write``).
+  (``evals/stage_model.yaml``, refitted by ``python -m evals.fit --write``),
+  and bounded by the scale: no substantive hit, at most 1; one, at least 2.
 Guards, each visible in the result's flags: headings are ignored (so stage
 names cannot earn points), instructions addressed to the grader are dropped,
-list-like keyword stuffing earns mentions only, and an answer written for a
+list-like keyword stuffing can at most name a stage, and an answer written for a
 different scenario, or tied to no product at all, is capped at 1.
 It does not judge prose quality or correctness beyond the card's signals;
 the optional LLM judge (``evals.judge``) does that.
@@ -125,7 +127,7 @@ def anchored(grade: int, substantive: bool) -> int:
     "named only" (1); with one it is at least "partial with some specifics" (2).
 
     Fitted on the tune split with these bounds, leave-one-scenario-out QWK rose
-    0.812 -> 0.826 (a single well-argued sentence had scored 1).
+    0.812 -> 0.827 (a single well-argued sentence had scored 1).
     """
     return max(grade, 2) if substantive else min(grade, 1)
 
@@ -164,7 +166,7 @@ class SignalHit:
     signal: str
     quality: int  # 1 mention, 2 substantive, 3 specific, 4 justified
     evidence: Evidence
-    listed: bool = False  # found in a run of buzzwords: earns nothing, not even a mention
+    listed: bool = False  # found in a run of buzzwords: it can name the stage, nothing more
 
 
 @dataclass
