@@ -7,8 +7,8 @@ fits it: ridge regression on every (answer, stage) of the tune split, then the
 four cut points, each moved in turn to the value that maximises quadratic
 weighted kappa.  Answers the guards cap (off topic, keyword lists, no product)
 stay in the fit although the guard sets their score: their hits with low gold
-grades teach the model what a stray hit is worth (leave-one-scenario-out QWK
-0.834 with them, 0.819 without).
+grades teach the model what a stray hit is worth (when this was decided,
+leave-one-scenario-out QWK 0.834 with them, 0.819 without).
 
 Refit after changing the cards, the gold tune split or the features; a test
 holds the shipped file equal to a refit.  The held-aside test split is never
@@ -26,9 +26,9 @@ import numpy as np
 import yaml
 
 from evals import metrics
+from evals.runner import case_segments
 from evals.scorer import CAPPING_FLAGS, STAGE_MODEL_PATH, Segment, StageModel, anchored, score_segments
 from evals.suites import SUITES_DIR, ScoringCase, load_suite
-from evals.grading import transcript_segments
 from knowledge.scenarios import STAGES, load_scenarios
 
 FEATURES = ("touched", "substantive", "specific", "sentences", "named")
@@ -50,11 +50,9 @@ def rows(cases: Sequence[ScoringCase]) -> list[Row]:
     scenarios = load_scenarios()
     out = []
     for case in cases:
-        segments = (
-            transcript_segments([t.model_dump() for t in case.transcript]) if case.transcript is not None else [Segment(case.answer or "")]
-        )
+        segments, text = case_segments(case)
         sc = scenarios[case.scenario]
-        res = score_segments(sc, segments, {k: v for k, v in scenarios.items() if k != sc.id})
+        res = score_segments(sc, segments or [Segment(text or "")], {k: v for k, v in scenarios.items() if k != sc.id})
         capped = bool(CAPPING_FLAGS & set(res.flags))
         for stage in STAGES:
             feats = res.stages[stage].features

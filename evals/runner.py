@@ -33,7 +33,8 @@ def strip_headings(text: str) -> str:
     return HEADING_LINE.sub("", text)
 
 
-def _case_segments(case: ScoringCase) -> tuple[list[Segment] | None, str | None]:
+def case_segments(case: ScoringCase) -> tuple[list[Segment] | None, str | None]:
+    """A scoring case as the grader takes it: (transcript segments, None) or (None, answer text)."""
     if case.transcript is not None:
         return transcript_segments([t.model_dump() for t in case.transcript]), None
     return None, case.answer
@@ -46,7 +47,7 @@ def eval_scoring(suite: Suite, judge: str, chat=None, label: str = "", cache=Non
     rows, deltas = [], {"headings": [], "stuffed": [], "injected": []}
     failures = 0
     for case in suite.cases:
-        segments, text = _case_segments(case)
+        segments, text = case_segments(case)
         res = grade(case.scenario, text=text, segments=segments, judge=judge, chat=chat, model_label=label, cache=cache)
         row = {"id": case.id, "scenario": case.scenario, "style": case.style, "stages": {}}
         for s in STAGES:
