@@ -264,8 +264,11 @@ def match_signal(signal: Signal, sents: list[Sentence]) -> list[tuple[int, int]]
     return found
 
 
-def _quality(window: list[Sentence], product: GroupMatcher, cfg: ScorerConfig) -> int:
-    if any(is_list_like(s, cfg) for s in window) or not any(is_substantive(s, cfg) for s in window):
+def _quality(window: list[Sentence], product: GroupMatcher, cfg: ScorerConfig, listed: bool | None = None) -> int:
+    """A hit's quality (1-4); ``listed``, when the caller already knows whether the window is list-like."""
+    if listed is None:
+        listed = any(is_list_like(s, cfg) for s in window)
+    if listed or not any(is_substantive(s, cfg) for s in window):
         return 1
     text = " ".join(s.norm for s in window)
     words, joined = bag(text)
@@ -412,11 +415,12 @@ def analyse(scenario: Scenario, segments: Sequence[Segment], cfg: ScorerConfig =
     asked: dict[str, SignalHit] = {}
     earliest: dict[str, SignalHit] = {}
     clarifying = {s.id for s in scenario.signals["clarify"]}
+    list_like = [is_list_like(s, cfg) for s in sents]  # once per sentence, not once per hit
     for signal in scenario.all_signals():
         for first, last in match_signal(signal, sents):
             window = sents[first : last + 1]
-            listed = any(is_list_like(s, cfg) for s in window)
-            hit = SignalHit(signal.id, _quality(window, product, cfg), _evidence(window, signal.id), listed)
+            listed = any(list_like[first : last + 1])
+            hit = SignalHit(signal.id, _quality(window, product, cfg, listed), _evidence(window, signal.id), listed)
             _keep_best(best, hit)
             if signal.id in clarifying and hit.quality >= 2:
                 earliest.setdefault(signal.id, hit)
@@ -427,7 +431,7 @@ def analyse(scenario: Scenario, segments: Sequence[Segment], cfg: ScorerConfig =
         asked=asked,
         earliest=earliest,
         norms=tuple(s.norm for s in sents),
-        list_like=sum(is_list_like(s, cfg) for s in sents),
+        list_like=sum(list_like),
         injection="injection_ignored" in flags,
         named=frozenset(st for st in STAGES if _stage_named(st, sents)),
     )
