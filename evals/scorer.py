@@ -36,7 +36,7 @@ from pathlib import Path
 
 import yaml
 
-from evals.text import GroupMatcher, Sentence, bag, matcher, sentences
+from evals.text import GroupMatcher, Sentence, SentenceIndex, bag, matcher, sentences
 from knowledge.scenarios import STAGES, Pitfall, Scenario, Signal
 
 INJECTION = re.compile(
@@ -247,19 +247,21 @@ def product_matcher(scenario: Scenario) -> GroupMatcher:
 # --- matching ---------------------------------------------------------------------
 
 
-def match_signal(signal: Signal, sents: list[Sentence]) -> list[tuple[int, int]]:
+def match_signal(signal: Signal, sents: list[Sentence], index: SentenceIndex | None = None) -> list[tuple[int, int]]:
     """(first, last) sentence index pairs whose window hits the signal.
 
     A window is one sentence, or two adjacent sentences of the same turn.
+    ``index``: the sentences' :class:`SentenceIndex`, shared by every signal of one analysis.
     """
-    groups = [matcher(tuple(g)) for g in signal.terms]
-    per_sentence = [[g.match(s.words, s.joined) for g in groups] for s in sents]
+    index = index or SentenceIndex(sents)
+    hit_sets = [index.hits(matcher(tuple(g))) for g in signal.terms]
+    candidates = set().union(*hit_sets)
     found = []
-    for i, s in enumerate(sents):
-        if sum(per_sentence[i]) >= signal.need:
+    for i in sorted(candidates | {i - 1 for i in candidates if i > 0}):
+        if sum(i in h for h in hit_sets) >= signal.need:
             found.append((i, i))
-        elif i + 1 < len(sents) and sents[i + 1].turn == s.turn:
-            if sum(a or b for a, b in zip(per_sentence[i], per_sentence[i + 1])) >= signal.need:
+        elif i + 1 < len(sents) and sents[i + 1].turn == sents[i].turn:
+            if sum(i in h or i + 1 in h for h in hit_sets) >= signal.need:
                 found.append((i, i + 1))
     return found
 
@@ -416,8 +418,9 @@ def analyse(scenario: Scenario, segments: Sequence[Segment], cfg: ScorerConfig =
     earliest: dict[str, SignalHit] = {}
     clarifying = {s.id for s in scenario.signals["clarify"]}
     list_like = [is_list_like(s, cfg) for s in sents]  # once per sentence, not once per hit
+    index = SentenceIndex(sents)
     for signal in scenario.all_signals():
-        for first, last in match_signal(signal, sents):
+        for first, last in match_signal(signal, sents, index):
             window = sents[first : last + 1]
             listed = any(list_like[first : last + 1])
             hit = SignalHit(signal.id, _quality(window, product, cfg, listed), _evidence(window, signal.id), listed)

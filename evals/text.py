@@ -6,6 +6,7 @@ text so that "two-tower", "Two Tower" and "two_tower" match alike.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 from dataclasses import dataclass
@@ -72,6 +73,39 @@ class GroupMatcher:
         if not self.exact.isdisjoint(words):
             return True
         return bool(self.pattern and self.pattern.search(joined))
+
+
+class SentenceIndex:
+    """Which sentences of one answer a group matches, answered once per group.
+
+    ``GroupMatcher.match`` per sentence costs a call per (group, sentence);
+    here a group costs one posting lookup per exact term and one regex scan
+    of the whole answer, and gives the same sentences.  Sentences are joined
+    with a double space, so no phrase can match across two of them.
+    """
+
+    def __init__(self, sents: "list[Sentence]") -> None:
+        self.postings: dict[str, list[int]] = {}
+        for i, sent in enumerate(sents):
+            for w in sent.words:
+                self.postings.setdefault(w, []).append(i)
+        self.starts: list[int] = []
+        parts, pos = [], 0
+        for sent in sents:
+            self.starts.append(pos)
+            parts.append(sent.joined)
+            pos += len(sent.joined)
+        self.text = "".join(parts)
+        self._cache: dict[int, frozenset[int]] = {}
+
+    def hits(self, group: GroupMatcher) -> frozenset[int]:
+        found = self._cache.get(id(group))
+        if found is None:
+            out = {i for w in group.exact if w in self.postings for i in self.postings[w]}
+            if group.pattern is not None:
+                out.update(bisect.bisect_right(self.starts, m.start()) - 1 for m in group.pattern.finditer(self.text))
+            found = self._cache[id(group)] = frozenset(out)
+        return found
 
 
 @functools.lru_cache(maxsize=20000)

@@ -454,3 +454,21 @@ def test_classify_always_answers_a_kind(scenarios, text, scenario):
     assert classify(text, vocab) in KINDS
     cleaned = clean(text)
     assert all(ch in "\n\t" or unicodedata.category(ch)[0] != "C" for ch in cleaned)
+
+
+# --- matching ---------------------------------------------------------------------------------
+_WORD = st.sampled_from("cold start cold-start drift click clicks ctr two tower the a of model models re rank".split())
+_TERM = st.lists(_WORD, min_size=1, max_size=3).map(" ".join).flatmap(lambda t: st.sampled_from([t, t + "*"]))
+
+
+@FUZZ
+@given(lines=st.lists(st.lists(_WORD, min_size=0, max_size=12).map(" ".join), min_size=0, max_size=8),
+       groups=st.lists(st.lists(_TERM, min_size=1, max_size=4).map(tuple), min_size=1, max_size=5))
+def test_sentence_index_finds_exactly_the_sentences_each_group_matches(lines, groups):
+    from evals.text import SentenceIndex, matcher, sentences
+
+    sents = sentences(".\n".join(lines) + ".")
+    index = SentenceIndex(sents)
+    for terms in groups:
+        g = matcher(terms)
+        assert index.hits(g) == {i for i, s in enumerate(sents) if g.match(s.words, s.joined)}
