@@ -39,7 +39,8 @@ def direct_work(suites, retriever, scenarios) -> None:
                 if case.transcript is not None:
                     score_segments(sc, transcript_segments([t.model_dump() for t in case.transcript]), others)
                 else:
-                    for text in (case.answer, strip_headings(case.answer), case.answer + STUFFING, case.answer + INJECTED):
+                    variants = (case.answer, strip_headings(case.answer), case.answer + STUFFING, case.answer + INJECTED)
+                    for text in dict.fromkeys(variants):  # as the runner: a text with no headings is scored once
                         score_segments(sc, [Segment(text)], others)
             elif suite.kind == "retrieval":
                 for mode in ("dense", "bm25", "hybrid"):

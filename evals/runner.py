@@ -64,6 +64,9 @@ def eval_scoring(suite: Suite, judge: str, chat=None, label: str = "", cache=Non
         if text is not None and judge == "deterministic":
             base = {s: res["stages"][s]["score"] for s in STAGES}
             for name, variant in (("headings", strip_headings(text)), ("stuffed", text + STUFFING), ("injected", text + INJECTED)):
+                if variant == text:  # no headings to strip: the same text scores the same (the scorer is a pure function)
+                    deltas[name].append(0)
+                    continue
                 v = grade(case.scenario, text=variant)
                 deltas[name].append(max(abs(v["stages"][s]["score"] - base[s]) if name == "headings" else v["stages"][s]["score"] - base[s] for s in STAGES))
         tick()
