@@ -140,11 +140,10 @@ def decide(scenario: Scenario, view: View) -> Plan:
             pitfall = next(p for p in scenario.pitfalls if p.id == pid)
             return Plan("pushback", pitfall.stage, pid, position=stage)
     if view.message_stage and STAGES.index(view.message_stage) > STAGES.index(stage):
-        # The candidate moved on: follow them, but first go back to what they skipped,
-        # the emptiest stage first and, among equals, the one just jumped over.
-        # A question the interviewer just asked comes first until its stage is covered enough:
-        # the candidate left it unanswered, whatever they said about the stage in passing.
-        # Then the other thin stages, the emptiest first.
+        # The candidate moved on: follow them, but first go back to what they skipped. A question
+        # the interviewer just asked comes first until its stage is covered enough (the candidate
+        # left it unanswered, whatever they said about the stage in passing); then the thin
+        # stages, the emptiest first and, among equals, the one just jumped over.
         moved = View(**{**view.__dict__, "stage": view.message_stage})
         behind = sorted(
             _thin_stages(moved, upto=view.message_stage),

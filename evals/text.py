@@ -84,7 +84,7 @@ class SentenceIndex:
     with a double space, so no phrase can match across two of them.
     """
 
-    def __init__(self, sents: "list[Sentence]") -> None:
+    def __init__(self, sents: list[Sentence]) -> None:
         self.postings: dict[str, list[int]] = {}
         for i, sent in enumerate(sents):
             for w in sent.words:
@@ -96,15 +96,15 @@ class SentenceIndex:
             parts.append(sent.joined)
             pos += len(sent.joined)
         self.text = "".join(parts)
-        self._cache: dict[int, frozenset[int]] = {}
+        self._cache: dict[GroupMatcher, frozenset[int]] = {}  # keyed by the matcher itself (identity)
 
     def hits(self, group: GroupMatcher) -> frozenset[int]:
-        found = self._cache.get(id(group))
+        found = self._cache.get(group)
         if found is None:
             out = {i for w in group.exact if w in self.postings for i in self.postings[w]}
             if group.pattern is not None:
                 out.update(bisect.bisect_right(self.starts, m.start()) - 1 for m in group.pattern.finditer(self.text))
-            found = self._cache[id(group)] = frozenset(out)
+            found = self._cache[group] = frozenset(out)
         return found
 
 
