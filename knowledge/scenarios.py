@@ -218,6 +218,13 @@ def get_scenario(scenario_id: str, directory: Path = CARDS_DIR) -> Scenario:
     return cards[scenario_id]
 
 
+def grounding_queries(scenarios: dict[str, Scenario]) -> list[str]:
+    """Every retrieval query the interviewer issues from the cards: each signal's, and each pushback."""
+    out = [sig.query for sc in scenarios.values() for sig in sc.all_signals()]
+    out += [p.pushback for sc in scenarios.values() for p in sc.pitfalls]
+    return list(dict.fromkeys(out))
+
+
 if __name__ == "__main__":  # python -m knowledge.scenarios FILE... : validate cards
     import sys
 
@@ -230,10 +237,3 @@ if __name__ == "__main__":  # python -m knowledge.scenarios FILE... : validate c
             status = 1
             print(exc)
     sys.exit(status)
-
-
-def grounding_queries(scenarios: dict[str, "Scenario"]) -> list[str]:
-    """Every retrieval query the interviewer issues from the cards: each signal's, and each pushback."""
-    out = [sig.query for sc in scenarios.values() for sig in sc.all_signals()]
-    out += [p.pushback for sc in scenarios.values() for p in sc.pitfalls]
-    return list(dict.fromkeys(out))

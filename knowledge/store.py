@@ -170,9 +170,6 @@ class KnowledgeStore:
         res = self.chunks.query(query_embeddings=[embedding], n_results=n, where=where or None, include=["distances"])
         return list(res["ids"][0])
 
-    def current_digests(self) -> dict[str, str]:
-        return {s: m.get("digest") for s, m in self.current().items()}
-
     def version(self) -> str:
         """Changes whenever the current set of chunks changes (keys caches such as BM25)."""
         return self._version(self.current())
