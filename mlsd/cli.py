@@ -59,10 +59,11 @@ def cmd_ingest(args) -> int:
             KnowledgeStore.remove_local(store_dir or s.store_dir)
     store = runtime.open_store(s, store_dir)
     paths = [Path(p) for p in args.paths] or [CORPUS_DIR]
-    summary = ingest(paths, store, runtime.embedder(), count_word_pieces, warn=lambda m: print(m, file=sys.stderr), progress=not args.quiet)
+    embedder = runtime.embedder()  # one instance: each loads the weights on first use
+    summary = ingest(paths, store, embedder, count_word_pieces, warn=lambda m: print(m, file=sys.stderr), progress=not args.quiet)
     print(summary.line())
     if summary.ok and any(p.resolve() == CORPUS_DIR.resolve() for p in paths):
-        added = prepare_card_queries(store, runtime.embedder())
+        added = prepare_card_queries(store, embedder)
         if added:
             print(f"embedded {added} grounding queries from the scenario cards")
     return 0 if summary.ok else 1
