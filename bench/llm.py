@@ -14,8 +14,9 @@ examples) can be reused from llama.cpp's KV cache.
   Reference: the raw client's ``create_chat_completion(stream=True)`` on the
   next prompt with the same prefix.
 * warm first text shown: two more turns through the product's checker
-  (``stream_checked``), which holds back the last three words until it has
-  seen the next: the first words a candidate actually sees.  Goal: <= 2 s.
+  (``stream_checked``), which holds back trailing words that could begin a
+  leak until it has seen the next: the first words a candidate actually
+  sees.  Goal: <= 2 s.
 * tokens/s: decoding speed of the warm product call (pieces after the first,
   over the time after the first), against the raw client's warm call.
 
@@ -163,7 +164,7 @@ def run(ctx: Ctx) -> list[Figure]:
     raw_warm, raw_decode, raw_pieces = _raw_stream(client, msgs[3], full=True)
     ctx.log(f"raw: cold {raw_cold:.2f} s, warm {raw_warm:.2f} s, {raw_pieces} pieces in {raw_decode:.2f} s")
 
-    # What the candidate sees: the checker holds back the last three words until it has seen the next ones.
+    # What the candidate sees: the checker holds back words that could begin a leak until it has seen the next ones.
     shown = [_shown_first(chat, msgs[i], cands[i], secrets, topic) for i in (4, 5)]
     ctx.log(f"warm first text shown through the checker: {', '.join(f'{x:.2f}' for x in shown)} s")
 
