@@ -187,9 +187,10 @@ class InterviewSession:
         Said ``during`` a design stage (default: the stage the interview is at),
         requirements are design, not clarifying (the scorer's rule), so clarify
         signals do not count: "8 million frames a day" in a serving plan does
-        not take the candidate back to clarify.
+        not take the candidate back to clarify.  Said during clarify, they all
+        count, even beside a design choice: the message answers the question asked.
         """
-        hits = self.scorer.hits(text)
+        hits = self.scorer.analysis(Segment(text)).best  # before the scorer's clarify-in-place rule
         stages = STAGES if (during or self.stage) == "clarify" else STAGES[1:]
         weights = {
             s: sum(sig.weight for sig in self.scenario.signals[s] if sig.id in hits and hits[sig.id].quality >= 2)

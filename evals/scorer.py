@@ -55,14 +55,29 @@ FUNCTION_WORDS = frozenset(
     "a an the to of and or we i it is are be would will should can could for with on in at by from that this "
     "which so if then than as our their its they them because but not when while into per".split()
 )
+# Words of the ML process itself: a sentence made of nothing else, with no
+# reason given, would fit any product.  On gold tune (119 answers) such
+# sentences had been worth 2 ("partial with some specifics") where the graders
+# gave 1; counting them as named-only took leave-one-scenario-out QWK 0.840 -> 0.841
+# and the fifth writer's batch, held out of the fit, 0.767 -> 0.781.
+GENERIC_WORDS = frozenset(
+    "monitor monitoring monitored track tracking tracked watch keep eye check checking measure measuring log logging "
+    "model models system pipeline data dataset performance metric metrics accuracy quality results result "
+    "retrain retraining retrained train training trained update updated updating refresh "
+    "drift drifts drifting degrade degrades degrading degradation drop drops dropping decline declines worse "
+    "periodically regularly weekly daily monthly time over new regular schedule scheduled needed necessary "
+    "make sure ensure good well fine use using used build built evaluate evaluation test testing deploy deployment "
+    "serve serving production also just etc s".split()
+)
 NUMBER = re.compile(r"\d")
 # Flags that cap every stage at 1, whatever was hit.
 CAPPING_FLAGS = frozenset({"off_topic", "keyword_list", "no_product_link"})
 # Clarifying is asking or stating an assumption.  Requirement words said in the
-# middle of the design (a latency budget while serving) are design, not clarifying.
+# middle of the design (a latency budget while serving) are design, not clarifying;
+# nor is "how many" inside a statement ("count how many friends they share").
 CLARIFY_CUE = re.compile(
     r"\?|\bassum|\bclarif|\brequirement|\bi'?d ask|\bi would ask|\bask (?:about|whether|if|what|how)|\bconfirm"
-    r"|\bwant to know|\bhow (?:many|much|big|fast|often)|\bsuppose|\blet'?s say|\bi'?ll take it|\bscope\b",
+    r"|\bwant to know|(?:^|[.:;(•*-]\s*|\b(?:ask|know|and|or)\s+)how (?:many|much|big|fast|often)|\bsuppose|\blet'?s say|\bi'?ll take it|\bscope\b",
     re.I,
 )
 LIST_SPLIT = re.compile(r",|;|/|\band\b|\bor\b|\+")
@@ -250,19 +265,28 @@ def product_matcher(scenario: Scenario) -> GroupMatcher:
 def match_signal(signal: Signal, sents: list[Sentence], index: SentenceIndex | None = None) -> list[tuple[int, int]]:
     """(first, last) sentence index pairs whose window hits the signal.
 
-    A window is one sentence, or two adjacent sentences of the same turn.
+    A window is one sentence, or two adjacent sentences of the same turn that
+    hit the signal only together: each adds a term group.  A sentence that hits
+    alone does not also form a pair with its neighbour, which would lend it the
+    neighbour's substance (a bare "retrain the model periodically" after a
+    serving sentence).  Measured on gold tune (119 answers), leave-one-scenario-out
+    QWK 0.832 -> 0.840.
     ``index``: the sentences' :class:`SentenceIndex`, shared by every signal of one analysis.
     """
     index = index or SentenceIndex(sents)
     hit_sets = [index.hits(matcher(tuple(g))) for g in signal.terms]
-    candidates = set().union(*hit_sets)
+    groups = lambda *ids: sum(any(i in h for i in ids) for h in hit_sets)  # noqa: E731
     found = []
-    for i in sorted(candidates | {i - 1 for i in candidates if i > 0}):
-        if sum(i in h for h in hit_sets) >= signal.need:
+    for i in sorted(set().union(*hit_sets)):
+        if groups(i) >= signal.need:
             found.append((i, i))
-        elif i + 1 < len(sents) and sents[i + 1].turn == sents[i].turn:
-            if sum(i in h or i + 1 in h for h in hit_sets) >= signal.need:
-                found.append((i, i + 1))
+        elif (
+            i + 1 < len(sents)
+            and sents[i + 1].turn == sents[i].turn
+            and groups(i + 1) < signal.need
+            and groups(i, i + 1) >= signal.need
+        ):
+            found.append((i, i + 1))
     return found
 
 
@@ -276,7 +300,9 @@ def _quality(window: list[Sentence], product: GroupMatcher, cfg: ScorerConfig, l
     words, joined = bag(text)
     specific = bool(product.match(words, joined) or NUMBER.search(text))
     if not specific:
-        return 2
+        # boilerplate that fits any product ("monitor for drift and retrain regularly") only names the stage
+        generic = all(w in FUNCTION_WORDS or w in GENERIC_WORDS for w in _words(text))
+        return 1 if generic and not REASONING.search(text) else 2
     return 4 if REASONING.search(text) else 3
 
 
@@ -506,10 +532,10 @@ def _clarify_in_place(scenario: Scenario, best: dict[str, SignalHit], asked: dic
     starts = min(design)
     for signal in scenario.signals["clarify"]:
         h = best.get(signal.id)
-        if h is None or h.quality < 2 or where(h) <= starts or CLARIFY_CUE.search(h.evidence.quote):
+        if h is None or h.quality < 2 or where(h) < starts or CLARIFY_CUE.search(h.evidence.quote):
             continue
         early = earliest.get(signal.id)
-        options = [x for x in (asked.get(signal.id), early if early and where(early) <= starts else None) if x]
+        options = [x for x in (asked.get(signal.id), early if early and where(early) < starts else None) if x]
         if options:
             best[signal.id] = max(options, key=lambda x: x.quality)
         else:

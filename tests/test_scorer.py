@@ -5,8 +5,9 @@ import pytest
 import yaml
 
 from evals.runner import INJECTED, STUFFING, strip_headings
-from evals.scorer import Segment, score_segments, score_text
+from evals.scorer import CLARIFY_CUE, Segment, match_signal, score_segments, score_text
 from evals.suites import SUITES_DIR
+from evals.text import sentences
 from knowledge.scenarios import STAGES
 
 GOLD = yaml.safe_load((SUITES_DIR / "gold-tune.yaml").read_text())["cases"]
@@ -129,8 +130,13 @@ def test_requirements_named_inside_the_design_are_not_clarifying(scenarios):
     sc = scenarios["ad-click-prediction"]
     design = next(c for c in GOLD if c["id"] == "adclick-strong-1")["answer"].split("## Framing", 1)[1]
     design = "## Framing" + design.split("## Monitoring")[0]
-    signal = max(sc.signals["clarify"], key=lambda s: s.weight)
-    statement = signal.examples[0].rstrip("?.") + "."
+    # a requirement said plainly (no question mark, no "assume"), which names nothing of the design itself
+    signal, statement = next(
+        (sig, st)
+        for sig in sorted(sc.signals["clarify"], key=lambda s: -s.weight)
+        for st in (ex.rstrip("?.") + "." for ex in sig.examples)
+        if not CLARIFY_CUE.search(st) and set(score_text(sc, st).hits) == {sig.id}
+    )
     hit = lambda text: score_text(sc, text).hits.get(signal.id)  # noqa: E731
     assert hit(statement) and hit(statement).quality >= 2  # on its own, before any design: clarifying
     assert hit(design + "\n\n" + statement) is None  # said in passing after the design began: not clarifying
@@ -138,8 +144,42 @@ def test_requirements_named_inside_the_design_are_not_clarifying(scenarios):
     assert hit(design + "\n\nI assume " + statement[0].lower() + statement[1:]).quality >= 2  # stated as an assumption
 
 
+def test_a_requirement_inside_the_first_design_sentence_is_design(scenarios):
+    """The catalogue's size, said to justify a funnel, is not a clarifying question."""
+    sc = scenarios["video-recommendation"]
+    design = "Candidate generation pulls maybe 1,000-2,000 videos out of the catalogue, because nothing heavy can look at a billion items per request."
+    assert "frame.funnel" in score_text(sc, design).hits
+    assert not [k for k in score_text(sc, design).hits if k.startswith("clarify.")]
+    assumed = "I assume the catalogue holds about a billion videos. " + design
+    assert "clarify.scale" in score_text(sc, assumed).hits
+
+
 def test_a_stage_is_named_only_by_a_word_that_starts_with_its_name(scenarios):
     sc = scenarios["visual-search"]
     pretrained = "The image encoder is a ResNet pretrained on ImageNet and fine-tuned on our product photos."
     assert score_text(sc, pretrained).stages["monitoring"].score == 0  # "retrain" inside "pretrained"
     assert score_text(sc, pretrained + " We retrain it weekly.").stages["monitoring"].score >= 1
+
+
+def test_how_many_is_a_question_only_where_one_is_asked():
+    assert CLARIFY_CUE.search("How many members log in each day")
+    assert CLARIFY_CUE.search("I'd want to know how many invites are accepted")
+    assert not CLARIFY_CUE.search("Every night a job counts how many friends each pair of members shares")
+
+
+def test_a_sentence_that_hits_alone_does_not_borrow_its_neighbour(scenarios):
+    sc = scenarios["people-you-may-know"]
+    signal = next(s for s in sc.signals["monitoring"] if s.id == "monitoring.retraining-ops")
+    serving = "Deployment: the ranking service runs in real time when the member opens the page, over precomputed candidates."
+    generic = "Monitoring: retrain the model periodically."
+    sents = sentences(serving + " " + generic)
+    assert match_signal(signal, sents) == [(1, 1)]
+    hit = score_text(sc, serving + " " + generic).hits[signal.id]
+    assert hit.quality == 1 and hit.evidence.quote == generic
+
+
+def test_boilerplate_that_fits_any_product_only_names_the_stage(scenarios):
+    sc = scenarios["event-recommendation"]
+    quality = lambda text: score_text(sc, text).hits["monitoring.seasonality-drift"].quality  # noqa: E731
+    assert quality("Monitor the model for data drift and retrain regularly when performance degrades.") == 1
+    assert quality("Monitor the model for data drift, since what people book shifts between summer festivals and winter shows.") >= 2
