@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import JSON, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, event, insert, select, update
+from sqlalchemy import JSON, Connection, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine, event, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -159,9 +159,16 @@ class InterviewDB:
     def _session(self) -> Session:
         return self._sessions()
 
-    def _write(self, fn):
+    def _write(self, fn, core: bool = False):
+        """Run ``fn`` in one transaction, retried while another writer holds the lock.
+
+        ``fn`` gets an ORM session, or with ``core`` a plain connection (no unit of work).
+        """
         for attempt in range(5):
             try:
+                if core:
+                    with self.engine.begin() as conn:
+                        return fn(conn)
                 with self._session() as s, s.begin():
                     return fn(s)
             except (OperationalError, IntegrityError) as exc:
@@ -184,17 +191,18 @@ class InterviewDB:
     def add_turn(self, interview_id: str, turn: Turn) -> Turn:
         """Append a turn (its index is assigned here) and commit it."""
 
-        def write(s: Session) -> Turn:
+        def write(s: Connection) -> Turn:
             last = s.scalar(select(TurnRow.idx).where(TurnRow.interview_id == interview_id).order_by(TurnRow.idx.desc()).limit(1))
             turn.index = 0 if last is None else last + 1
             turn.at = turn.at or time.time()
-            # Core statements rather than ORM objects: every message writes a turn, and the
-            # unit-of-work flush was a fifth of the write (2.2 -> 1.75 ms measured).
-            touched = s.execute(update(InterviewRow).where(InterviewRow.id == interview_id).values(updated_at=turn.at)).rowcount
+            # Core statements on a plain connection rather than ORM objects in a session:
+            # every message writes a turn, and the session's machinery was most of the write
+            # (2.2 ms with the unit of work, 1.8 with Core in a session, 1.0 on a connection).
+            touched = s.execute(update(InterviewRow.__table__).where(InterviewRow.id == interview_id).values(updated_at=turn.at)).rowcount
             if not touched:
                 raise MLSDError(f"No interview with id {interview_id}: list them with `mlsd interviews`")
             s.execute(
-                insert(TurnRow),
+                insert(TurnRow.__table__),
                 [dict(
                     interview_id=interview_id, idx=turn.index, role=turn.role, text=turn.text, stage=turn.stage, position=turn.position,
                     action=turn.action, kind=turn.kind, target=turn.target, sources=turn.sources, note=turn.note,
@@ -203,7 +211,7 @@ class InterviewDB:
             )
             return turn
 
-        return self._write(write)
+        return self._write(write, core=True)
 
     def finish(self, interview_id: str, stage_scores: dict[str, dict]) -> None:
         def write(s: Session) -> None:
