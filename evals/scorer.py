@@ -274,18 +274,17 @@ def match_signal(signal: Signal, sents: list[Sentence], index: SentenceIndex | N
     ``index``: the sentences' :class:`SentenceIndex`, shared by every signal of one analysis.
     """
     index = index or SentenceIndex(sents)
-    hit_sets = [index.hits(matcher(tuple(g))) for g in signal.terms]
-    groups = lambda *ids: sum(any(i in h for i in ids) for h in hit_sets)  # noqa: E731
+    groups: dict[int, int] = {}  # sentence -> bit set of the term groups it hits
+    for bit, g in enumerate(signal.terms):
+        for i in index.hits(matcher(tuple(g))):
+            groups[i] = groups.get(i, 0) | 1 << bit
+    need = signal.need
     found = []
-    for i in sorted(set().union(*hit_sets)):
-        if groups(i) >= signal.need:
+    for i in sorted(groups):
+        here, after = groups[i], groups.get(i + 1, 0)
+        if here.bit_count() >= need:
             found.append((i, i))
-        elif (
-            i + 1 < len(sents)
-            and sents[i + 1].turn == sents[i].turn
-            and groups(i + 1) < signal.need
-            and groups(i, i + 1) >= signal.need
-        ):
+        elif after and after.bit_count() < need and (here | after).bit_count() >= need and sents[i + 1].turn == sents[i].turn:
             found.append((i, i + 1))
     return found
 
@@ -328,20 +327,16 @@ def candidate_sentences(segments: Sequence[Segment]) -> tuple[list[Sentence], li
     return out, flags
 
 
-def topic_affinity(scenarios: dict[str, Scenario], sents: list[Sentence]) -> dict[str, float]:
-    """Share of each scenario's product vocabulary the answer uses."""
-    return _affinity(scenarios, [s.norm for s in sents])
+def _affinity(scenarios: dict[str, Scenario], parts: Sequence["Analysis"]) -> dict[str, float]:
+    """Share of each scenario's product vocabulary the text of ``parts`` uses (a term counts within one sentence)."""
+    out = {}
+    for sid, sc in scenarios.items():
+        terms = tuple(sc.product_terms)
+        out[sid] = len(frozenset().union(*(p.uses(terms) for p in parts))) / len(terms)
+    return out
 
 
-def _affinity(scenarios: dict[str, Scenario], norms: Sequence[str]) -> dict[str, float]:
-    words, joined = bag(" ".join(norms))
-    return {
-        sid: sum(1 for t in sc.product_terms if matcher((t,)).match(words, joined)) / len(sc.product_terms)
-        for sid, sc in scenarios.items()
-    }
-
-
-def topic_flags(scenario: Scenario, others: dict[str, Scenario] | None, sents: list[Sentence], cfg: ScorerConfig) -> list[str]:
+def _topic_flags(scenario: Scenario, others: dict[str, Scenario] | None, parts: Sequence["Analysis"], cfg: ScorerConfig) -> list[str]:
     """``off_topic``: written for another scenario; ``no_product_link``: about no product at all.
 
     Measured on the gold tune split: every answer that engages with its product
@@ -352,13 +347,9 @@ def topic_flags(scenario: Scenario, others: dict[str, Scenario] | None, sents: l
     news-feed question), but uses twice as much or more of its own card's: so
     the guard is a ratio, 1.8, for answers under 30 % of their card's vocabulary.
     """
-    return _topic_flags(scenario, others, [s.norm for s in sents], cfg)
-
-
-def _topic_flags(scenario: Scenario, others: dict[str, Scenario] | None, norms: Sequence[str], cfg: ScorerConfig) -> list[str]:
-    if not norms:
+    if not any(p.norms for p in parts):
         return []
-    affinity = _affinity({**(others or {}), scenario.id: scenario}, norms)
+    affinity = _affinity({**(others or {}), scenario.id: scenario}, parts)
     own = affinity[scenario.id]
     best_other = max((v for k, v in affinity.items() if k != scenario.id), default=0.0)
     if own < cfg.off_topic_own_max and best_other >= cfg.own_topic_floor and best_other >= cfg.off_topic_ratio * max(own, 0.01):
@@ -420,6 +411,21 @@ class Analysis:
     list_like: int
     injection: bool
     named: frozenset[str]  # stages whose name the text mentions
+    # a card's product terms -> those a sentence uses, filled as the topic guard asks (shared with
+    # at_turn copies): a transcript's earlier turns are matched once, not again after every turn
+    terms_used: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
+
+    @functools.cached_property
+    def _vocab(self) -> tuple[frozenset[str], str]:
+        """All the words, and each sentence's joined words kept apart, so no phrase spans two sentences."""
+        joined = [bag(n) for n in self.norms]
+        return frozenset().union(*(w for w, _ in joined)), " ".join(j for _, j in joined)
+
+    def uses(self, terms: tuple[str, ...]) -> frozenset[str]:
+        found = self.terms_used.get(terms)
+        if found is None:
+            found = self.terms_used[terms] = frozenset(t for t in terms if matcher((t,)).match(*self._vocab))
+        return found
 
     def at_turn(self, turn: int | None) -> "Analysis":
         """The same analysis for the same text said at another turn (only the evidence changes)."""
@@ -486,7 +492,7 @@ def combine(
     list_like = sum(p.list_like for p in parts)
     if n_sents and list_like >= max(2, 0.5 * n_sents):
         flags.append("keyword_list")
-    flags.extend(_topic_flags(scenario, others, [n for p in parts for n in p.norms], cfg))
+    flags.extend(_topic_flags(scenario, others, parts, cfg))
     named = frozenset().union(*(p.named for p in parts))
     stages: dict[str, StageScore] = {}
     for stage in STAGES:

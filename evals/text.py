@@ -96,12 +96,13 @@ class SentenceIndex:
             parts.append(sent.joined)
             pos += len(sent.joined)
         self.text = "".join(parts)
+        self.vocab = frozenset(self.postings)
         self._cache: dict[GroupMatcher, frozenset[int]] = {}  # keyed by the matcher itself (identity)
 
     def hits(self, group: GroupMatcher) -> frozenset[int]:
         found = self._cache.get(group)
         if found is None:
-            out = {i for w in group.exact if w in self.postings for i in self.postings[w]}
+            out = {i for w in group.exact & self.vocab for i in self.postings[w]}
             if group.pattern is not None:
                 out.update(bisect.bisect_right(self.starts, m.start()) - 1 for m in group.pattern.finditer(self.text))
             found = self._cache[group] = frozenset(out)
