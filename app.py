@@ -408,6 +408,8 @@ def score_answer() -> None:
             with st.expander(f"{STAGE_LABELS[s]}: {d['score']}/4", expanded=d["score"] < 2):
                 for e in d["evidence"][:3]:
                     st.markdown(f"> {as_text(e['quote'])}")
+                for p in d.get("pitfalls", [])[:2]:
+                    st.markdown(f"**Challenged:** “{as_text(p['quote'])}”: {as_text(p['pushback'])}")
                 if d["missed"]:
                     st.markdown("**Missed:**")
                     for m in d["missed"][:4]:

@@ -99,6 +99,8 @@ def render_table(result: dict) -> str:
         lines.append(f"{s:12} {score:>5}  {len(d['covered'])} covered, {len(d['missed'])} missed")
         for e in d["evidence"][:2]:
             lines.append(f"{'':19}“{e['quote'][:110]}”")
+        for p in d.get("pitfalls", [])[:2]:
+            lines.append(f"{'':19}challenged: “{p['quote'][:90]}” {p['pushback']}")
         if d["missed"]:
             lines.append(f"{'':19}missed: {', '.join(d['missed'][:3])}")
     overall = result.get("overall")

@@ -69,18 +69,28 @@ GENERIC_WORDS = frozenset(
     "make sure ensure good well fine use using used build built evaluate evaluation test testing deploy deployment "
     "serve serving production also just etc s".split()
 )
+# A pitfall's claim said as a rejection ("accuracy would be misleading here", "I would not
+# use a random split") is the candidate steering clear of it, not making it.
+REJECTION = re.compile(
+    r"\b(?:not|never|wrong|avoid\w*|instead of|rather than|cannot|(?:do|does|did|is|are|was|were|should|would|could|wo|ca)n'?t"
+    r"|mislead\w*|leak\w*|fails?|meaningless|useless|flawed|trap)\b"
+)
 NUMBER = re.compile(r"\d")
 # Flags that cap every stage at 1, whatever was hit.
 CAPPING_FLAGS = frozenset({"off_topic", "keyword_list", "no_product_link"})
 # Clarifying is asking or stating an assumption.  Requirement words said in the
 # middle of the design (a latency budget while serving) are design, not clarifying;
-# nor is "how many" inside a statement ("count how many friends they share").
+# nor is "how many" inside a statement ("count how many friends they share").  A note
+# that opens with a requirement's label ("Scale: ~1B daily users") states one: on gold
+# tune (179 answers) the labels took leave-one-scenario-out QWK 0.826 -> 0.829.
 CLARIFY_CUE = re.compile(
     r"\?|\bassum|\bclarif|\brequirement|\bi'?d ask|\bi would ask|\bask (?:about|whether|if|what|how)|\bconfirm"
-    r"|\bwant to know|(?:^|[.:;(•*-]\s*|\b(?:ask|know|and|or)\s+)how (?:many|much|big|fast|often)|\bsuppose|\blet'?s say|\bi'?ll take it|\bscope\b",
+    r"|^\W*(?:scale|goal|objective|business goal|business objective|success|privacy|constraints?|volume|freshness|traffic)\s*[:=]"
+    r"|\bwant to know|(?:^|[.:;(•*-]\s*|\b(?:ask|know|and|or)\s+)how (?:many|much|big|fast|often)"
+    r"|\bsuppose|\blet'?s say|\bi'?ll take it|\bscope\b",
     re.I,
 )
-LIST_SPLIT = re.compile(r",|;|/|\band\b|\bor\b|\+")
+LIST_SPLIT = re.compile(r",|;|/|\band\b|\bor\b|\s\+\s")  # "a + b", not "100+ languages"
 # A stage is *named* when one of its words starts a word of the text ("retrain"
 # must not fire inside "pretrained").
 STAGE_WORDS = {
@@ -164,6 +174,7 @@ class ScorerConfig:
     off_topic_ratio: float = 1.8
     off_topic_own_max: float = 0.3
     own_topic_floor: float = 0.1
+    pitfall_cap: int = 3  # a stage that makes one of the card's pitfall claims, uncorrected, scores at most this
     model: StageModel = field(default_factory=shipped_stage_model)
 
 
@@ -194,6 +205,7 @@ class StageScore:
     evidence: list[Evidence] = field(default_factory=list)
     coverage: float = 0.0  # weighted share of this stage's signals hit substantively
     features: dict[str, float] = field(default_factory=dict)  # what the stage model read (stage_features)
+    pitfalls: list[tuple[Pitfall, Evidence]] = field(default_factory=list)  # claims the card pushes back on
 
 
 @dataclass
@@ -218,6 +230,10 @@ class ScoreResult:
                     ],
                     "covered": st.covered,
                     "missed": st.missed,
+                    "pitfalls": [
+                        {"id": p.id, "quote": e.quote, "turn": e.turn, "span": [e.start, e.end], "pushback": p.pushback}
+                        for p, e in st.pitfalls
+                    ],
                 }
                 for s, st in self.stages.items()
             },
@@ -411,6 +427,7 @@ class Analysis:
     list_like: int
     injection: bool
     named: frozenset[str]  # stages whose name the text mentions
+    pitfalls: tuple[tuple[Pitfall, Evidence], ...]  # the card's pitfall claims made, in order
     # a card's product terms -> those a sentence uses, filled as the topic guard asks (shared with
     # at_turn copies): a transcript's earlier turns are matched once, not again after every turn
     terms_used: dict[tuple[str, ...], frozenset[str]] = field(default_factory=dict, compare=False, repr=False)
@@ -432,7 +449,8 @@ class Analysis:
         def moved(hits: dict[str, SignalHit]) -> dict[str, SignalHit]:
             return {k: replace(h, evidence=replace(h.evidence, turn=turn)) for k, h in hits.items()}
 
-        return replace(self, best=moved(self.best), asked=moved(self.asked), earliest=moved(self.earliest))
+        pitfalls = tuple((p, replace(e, turn=turn)) for p, e in self.pitfalls)
+        return replace(self, best=moved(self.best), asked=moved(self.asked), earliest=moved(self.earliest), pitfalls=pitfalls)
 
 
 def _keep_best(best: dict[str, SignalHit], hit: SignalHit) -> None:
@@ -455,6 +473,11 @@ def analyse(scenario: Scenario, segments: Sequence[Segment], cfg: ScorerConfig =
         for first, last in match_signal(signal, sents, index):
             window = sents[first : last + 1]
             listed = any(list_like[first : last + 1])
+            if listed and signal.id in clarifying:
+                # requirement notes are terse ("Scale: 1B DAU; 2k candidates; 200 ms?"), not buzzwords:
+                # with a question, an assumption or a number they count as said
+                text = " ".join(s.text for s in window)
+                listed = not (CLARIFY_CUE.search(text) or NUMBER.search(text))
             hit = SignalHit(signal.id, _quality(window, product, cfg, listed), _evidence(window, signal.id), listed)
             _keep_best(best, hit)
             if signal.id in clarifying and hit.quality >= 2:
@@ -469,6 +492,7 @@ def analyse(scenario: Scenario, segments: Sequence[Segment], cfg: ScorerConfig =
         list_like=sum(list_like),
         injection="injection_ignored" in flags,
         named=frozenset(st for st in STAGES if _stage_named(st, sents)),
+        pitfalls=tuple((p, _evidence([s], p.id)) for p, s in pitfall_claims(scenario, sents)),
     )
 
 
@@ -499,8 +523,11 @@ def combine(
         signals = scenario.signals[stage]
         hits = [(s, best[s.id]) for s in signals if s.id in best]
         score, confidence, feats = _stage_score(hits, signals, cfg, stage in named)
+        said = [(p, e) for part in parts for p, e in part.pitfalls if p.stage == stage]
         if CAPPING_FLAGS & set(flags):
             score, confidence = min(score, 1), min(confidence, 0.7)
+        elif said:
+            score = min(score, cfg.pitfall_cap)
         ordered = sorted(hits, key=lambda p: (-p[1].quality, -p[0].weight))
         stages[stage] = StageScore(
             stage=stage,
@@ -511,6 +538,7 @@ def combine(
             evidence=list({h.evidence.quote: h.evidence for _, h in ordered}.values())[:4],  # one quote once
             coverage=feats["substantive"],
             features=feats,
+            pitfalls=said,
         )
     weights = {st: sum(s.weight for s in scenario.signals[st]) for st in STAGES}
     overall = sum(stages[st].score * weights[st] for st in STAGES) / sum(weights.values())
@@ -606,14 +634,28 @@ def score_text(scenario: Scenario, text: str, others: dict[str, Scenario] | None
     return score_segments(scenario, [Segment(text)], others, cfg)
 
 
-def find_pitfalls(scenario: Scenario, text: str) -> list[tuple[Pitfall, str]]:
-    """Claims in ``text`` that a pitfall pushes back on, with the sentence that made them."""
+def pitfall_claims(scenario: Scenario, sents: Sequence[Sentence]) -> list[tuple[Pitfall, Sentence]]:
+    """The sentences that make one of the card's pitfall claims, not corrected in the same breath.
+
+    A claim counts when every group of the pitfall matches one sentence, none of
+    its ``unless`` terms does ("accuracy" next to "imbalanced" is the candidate
+    who knows), and the sentence does not reject it (:data:`REJECTION`).  The
+    scorer caps the pitfall's stage (``ScorerConfig.pitfall_cap``); the
+    interviewer pushes back.  On gold tune (179 answers) the cap at 3 took
+    leave-one-scenario-out QWK 0.821 -> 0.826: a confident wrong choice (reports
+    as labels, clicks as the target) had scored as highly as a right one.
+    """
     found = []
-    for s in sentences(text):
+    for s in sents:
         for p in scenario.pitfalls:
-            if all(matcher(tuple(g)).match(s.words, s.joined) for g in p.claim):
-                if p.unless and matcher(tuple(p.unless)).match(s.words, s.joined):
-                    continue
-                found.append((p, s.text))
+            if not all(matcher(tuple(g)).match(s.words, s.joined) for g in p.claim):
+                continue
+            if (p.unless and matcher(tuple(p.unless)).match(s.words, s.joined)) or REJECTION.search(s.norm):
+                continue
+            found.append((p, s))
     return found
 
+
+def find_pitfalls(scenario: Scenario, text: str) -> list[tuple[Pitfall, str]]:
+    """Claims in ``text`` that a pitfall pushes back on, with the sentence that made them."""
+    return [(p, s.text) for p, s in pitfall_claims(scenario, sentences(text))]

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from evals.runner import INJECTED, STUFFING, strip_headings
-from evals.scorer import CLARIFY_CUE, Segment, match_signal, score_segments, score_text
+from evals.scorer import CLARIFY_CUE, ScorerConfig, Segment, find_pitfalls, is_list_like, match_signal, score_segments, score_text
 from evals.suites import SUITES_DIR
 from evals.text import sentences
 from knowledge.scenarios import STAGES
@@ -183,3 +183,43 @@ def test_boilerplate_that_fits_any_product_only_names_the_stage(scenarios):
     quality = lambda text: score_text(sc, text).hits["monitoring.seasonality-drift"].quality  # noqa: E731
     assert quality("Monitor the model for data drift and retrain regularly when performance degrades.") == 1
     assert quality("Monitor the model for data drift, since what people book shifts between summer festivals and winter shows.") >= 2
+
+
+def test_a_pitfall_claim_caps_its_stage_and_says_why(scenarios):
+    sc = scenarios["ad-click-prediction"]
+    case = next(c for c in GOLD if c["id"] == "adclick-strong-1")
+    base = score_text(sc, case["answer"])
+    assert base.stages["evaluation"].score == 4 and not base.stages["evaluation"].pitfalls
+    claim = "To keep it simple, the offline test set is a random split of the same impressions."
+    capped = score_text(sc, case["answer"] + "\n\n" + claim)
+    ev = capped.to_dict()["stages"]["evaluation"]
+    assert ev["score"] == ScorerConfig().pitfall_cap < 4
+    assert [p["id"] for p in ev["pitfalls"]] == ["random-split"] and ev["pitfalls"][0]["quote"] == claim
+    assert ev["pitfalls"][0]["pushback"] == next(p.pushback for p in sc.pitfalls if p.id == "random-split")
+    assert all(capped.stages[s].score == base.stages[s].score for s in STAGES if s != "evaluation")
+
+
+def test_a_pitfall_said_as_a_rejection_is_not_a_claim(scenarios):
+    sc = scenarios["ad-click-prediction"]
+    assert [p.id for p, _ in find_pitfalls(sc, "The offline test set is a random split of the impressions.")] == ["random-split"]
+    for rejected in (
+        "I would not use a random split of the impressions for the test set.",
+        "A random split for the test set would leak tomorrow's clicks into training.",
+        "Don't evaluate on a random split of impressions.",
+    ):
+        assert not find_pitfalls(sc, rejected), rejected
+
+
+def test_terse_requirement_notes_count_as_clarifying(scenarios):
+    sc = scenarios["news-feed"]
+    signal = "clarify.scale-latency"
+    notes = "Scale: ~1B DAU; 1,000-3,000 candidate posts per user; feed load budget 200 ms."
+    design = "I'd rank candidate posts with a multi-task model that predicts like, comment and share, and combine them in a weighted value score."
+    assert score_text(sc, notes).hits[signal].quality >= 2  # a list of figures, but a requirement stated
+    assert signal in score_text(sc, design + "\n" + notes).hits  # its label marks it as a requirement, even after the design began
+    assert signal not in score_text(sc, design + "\n" + notes.removeprefix("Scale: ")).hits
+
+
+def test_a_plus_inside_a_number_does_not_make_a_list():
+    (sent,) = sentences("Posts can hold text in 100+ languages, images and short videos.")
+    assert not is_list_like(sent, ScorerConfig())
