@@ -4,8 +4,9 @@ Deterministic judge, a fresh Retriever over the built-in corpus index (so
 its BM25 build on first search counts, as in `mlsd eval`; the embedder is
 already loaded).  Reference: the work the runner wraps, called directly on
 the same cases with its own fresh retriever (BM25 built before timing): per
-scoring case the scorer on the answer and its three robustness variants,
-per retrieval case the three searches (dense, BM25, hybrid), per interview
+scoring case the scorer on the answer and its three robustness variants (made
+as the runner makes them), per retrieval case the three searches (dense, BM25,
+hybrid), per interview
 case the self-play and its checks.  Every scenario's patterns are compiled
 by a warm-up first.  Goal: <= 15 s.
 With --quick only the gold-test suite runs (no index needed).
@@ -27,10 +28,11 @@ def direct_work(suites, retriever, scenarios) -> None:
     from agents.interviewer import Deps
     from evals.grading import transcript_segments
     from evals.interview_checks import check_expectation, play
-    from evals.runner import INJECTED, STUFFING, strip_headings
+    from evals.runner import robustness_scores
     from evals.scorer import Segment, score_segments
 
     db = InterviewDB("sqlite://")
+    scorers: dict = {}
     for suite in suites:
         for case in suite.cases:
             if suite.kind == "scoring":
@@ -38,10 +40,9 @@ def direct_work(suites, retriever, scenarios) -> None:
                 others = {k: v for k, v in scenarios.items() if k != case.scenario}
                 if case.transcript is not None:
                     score_segments(sc, transcript_segments([t.model_dump() for t in case.transcript]), others)
-                else:
-                    variants = (case.answer, strip_headings(case.answer), case.answer + STUFFING, case.answer + INJECTED)
-                    for text in dict.fromkeys(variants):  # as the runner: a text with no headings is scored once
-                        score_segments(sc, [Segment(text)], others)
+                else:  # as the runner: the answer, then its robustness variants
+                    score_segments(sc, [Segment(case.answer)], others)
+                    robustness_scores(scorers, case.scenario, case.answer)
             elif suite.kind == "retrieval":
                 for mode in ("dense", "bm25", "hybrid"):
                     retriever.search(case.query, k=10, mode=mode)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from evals import metrics
 from evals.grading import grade, transcript_segments
-from evals.scorer import Segment
+from evals.scorer import Segment, TranscriptScorer, combine
+from evals.text import sentences
 from evals.suites import ScoringCase, Suite, load_suite, shipped_suites
-from knowledge.scenarios import STAGES
+from knowledge.scenarios import STAGES, load_scenarios
 from mlsd.errors import MLSDError
 
 STUFFING = (
@@ -41,10 +42,38 @@ def case_segments(case: ScoringCase) -> tuple[list[Segment] | None, str | None]:
 
 
 # --- scoring ------------------------------------------------------------------------------
+def robustness_scores(scorers: dict[str, TranscriptScorer], scenario_id: str, text: str) -> dict[str, dict[str, int]]:
+    """Stage scores of the answer with its headings stripped, with buzzwords appended, and with a note to the grader.
+
+    The appended lines are scored as a paragraph of their own (a piece of text
+    after the answer that no window joins to it), so their analysis is made once
+    per scenario and the answer's once per answer, through ``scorers`` (one
+    :class:`TranscriptScorer` per scenario, kept by the caller for a run).
+    Stripping the headings changes nothing the scorer reads when the scorer
+    skipped those lines already: then the answer's own scores stand.
+    """
+    scorer = scorers.get(scenario_id)
+    if scorer is None:
+        scenarios = load_scenarios()
+        scorer = scorers[scenario_id] = TranscriptScorer(scenarios[scenario_id], {k: v for k, v in scenarios.items() if k != scenario_id})
+    answer = scorer.analysis(Segment(text))
+    out = {}
+    stripped = strip_headings(text)
+    if [s.norm for s in sentences(stripped)] == list(answer.norms):
+        out["headings"] = {s: st.score for s, st in scorer.score([Segment(text)]).stages.items()}
+    else:
+        out["headings"] = {s: st.score for s, st in scorer.score([Segment(stripped)]).stages.items()}
+    for name, extra in (("stuffed", STUFFING), ("injected", INJECTED)):
+        res = combine(scorer.scenario, [answer, scorer.analysis(Segment(extra, 1))], scorer.others, scorer.cfg)
+        out[name] = {s: st.score for s, st in res.stages.items()}
+    return out
+
+
 def eval_scoring(suite: Suite, judge: str, chat=None, label: str = "", cache=None, tick: Callable[[], None] = lambda: None) -> dict:
     pred_all, gold_all = [], []
     per_stage = {s: ([], []) for s in STAGES}
     rows, deltas = [], {"headings": [], "stuffed": [], "injected": []}
+    variant_scorers: dict[str, TranscriptScorer] = {}
     failures = 0
     for case in suite.cases:
         segments, text = case_segments(case)
@@ -63,12 +92,8 @@ def eval_scoring(suite: Suite, judge: str, chat=None, label: str = "", cache=Non
         rows.append(row)
         if text is not None and judge == "deterministic":
             base = {s: res["stages"][s]["score"] for s in STAGES}
-            for name, variant in (("headings", strip_headings(text)), ("stuffed", text + STUFFING), ("injected", text + INJECTED)):
-                if variant == text:  # no headings to strip: the same text scores the same (the scorer is a pure function)
-                    deltas[name].append(0)
-                    continue
-                v = grade(case.scenario, text=variant)
-                deltas[name].append(max(abs(v["stages"][s]["score"] - base[s]) if name == "headings" else v["stages"][s]["score"] - base[s] for s in STAGES))
+            for name, v in robustness_scores(variant_scorers, case.scenario, text).items():
+                deltas[name].append(max(abs(v[s] - base[s]) if name == "headings" else v[s] - base[s] for s in STAGES))
         tick()
     p_o, r_o = metrics.omission(pred_all, gold_all)
     worst = sorted(
