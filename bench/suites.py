@@ -28,7 +28,7 @@ def direct_work(suites, retriever, scenarios) -> None:
     from agents.interviewer import Deps
     from evals.grading import transcript_segments
     from evals.interview_checks import check_expectation, play
-    from evals.runner import robustness_scores
+    from evals.runner import robustness_scores, scenario_scorer
     from evals.scorer import Segment, score_segments
 
     db = InterviewDB("sqlite://")
@@ -40,8 +40,8 @@ def direct_work(suites, retriever, scenarios) -> None:
                 others = {k: v for k, v in scenarios.items() if k != case.scenario}
                 if case.transcript is not None:
                     score_segments(sc, transcript_segments([t.model_dump() for t in case.transcript]), others)
-                else:  # as the runner: the answer, then its robustness variants
-                    score_segments(sc, [Segment(case.answer)], others)
+                else:  # as the runner: the answer, then its robustness variants, from one analysis
+                    scenario_scorer(scorers, case.scenario).score([Segment(case.answer)])
                     robustness_scores(scorers, case.scenario, case.answer)
             elif suite.kind == "retrieval":
                 for mode in ("dense", "bm25", "hybrid"):

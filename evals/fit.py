@@ -57,7 +57,7 @@ def rows(cases: Sequence[ScoringCase]) -> list[Row]:
         capped = bool(CAPPING_FLAGS & set(res.flags))
         for stage in STAGES:
             st = res.stages[stage]
-            cap = ScorerConfig().pitfall_cap if st.pitfalls else 4
+            cap = ScorerConfig.pitfall_cap if st.pitfalls else 4  # the field's default; an instance would reread the model file
             out.append(Row(case.id, case.scenario, stage, case.gold[stage].score, tuple(st.features[f] for f in FEATURES), capped, cap))
     return out
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evals.scorer import Segment, score_segments
+from evals.scorer import Segment, TranscriptScorer, score_segments
 from knowledge.scenarios import STAGES, load_scenarios
 from mlsd.errors import MLSDError
 
@@ -33,8 +33,15 @@ def transcript_segments(turns: list[dict]) -> list[Segment]:
     return [Segment(t["text"], i) for i, t in enumerate(turns) if t.get("role") == "candidate"]
 
 
-def grade(scenario_id: str, text: str | None = None, segments: list[Segment] | None = None, judge: str = "deterministic", chat=None, model_label: str = "", samples: int = 3, cache=None) -> dict:
-    """The scoring result as a plain dict (the `mlsd score --json` shape)."""
+def grade(
+    scenario_id: str, text: str | None = None, segments: list[Segment] | None = None, judge: str = "deterministic", chat=None, model_label: str = "",
+    samples: int = 3, cache=None, scorer: TranscriptScorer | None = None,
+) -> dict:
+    """The scoring result as a plain dict (the `mlsd score --json` shape).
+
+    ``scorer``: this scenario's :class:`TranscriptScorer`, whose analyses a caller
+    reuses (the eval runner's robustness variants); the scores are the same.
+    """
     scenarios = load_scenarios()
     if scenario_id not in scenarios:
         raise MLSDError(f"unknown scenario {scenario_id!r}; valid scenarios: {', '.join(sorted(scenarios))}")
@@ -46,7 +53,7 @@ def grade(scenario_id: str, text: str | None = None, segments: list[Segment] | N
         segments = [Segment(text)]
     scenario = scenarios[scenario_id]
     others = {k: v for k, v in scenarios.items() if k != scenario_id}
-    det = score_segments(scenario, segments, others).to_dict()
+    det = (scorer.score(segments) if scorer is not None else score_segments(scenario, segments, others)).to_dict()
     det["judge"] = "deterministic"
     if judge == "deterministic":
         return det

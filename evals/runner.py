@@ -42,6 +42,15 @@ def case_segments(case: ScoringCase) -> tuple[list[Segment] | None, str | None]:
 
 
 # --- scoring ------------------------------------------------------------------------------
+def scenario_scorer(scorers: dict[str, TranscriptScorer], scenario_id: str) -> TranscriptScorer:
+    """The run's scorer for one scenario (its analyses are kept for the run), made when first needed."""
+    scorer = scorers.get(scenario_id)
+    if scorer is None:
+        scenarios = load_scenarios()
+        scorer = scorers[scenario_id] = TranscriptScorer(scenarios[scenario_id], {k: v for k, v in scenarios.items() if k != scenario_id})
+    return scorer
+
+
 def robustness_scores(scorers: dict[str, TranscriptScorer], scenario_id: str, text: str) -> dict[str, dict[str, int]]:
     """Stage scores of the answer with its headings stripped, with buzzwords appended, and with a note to the grader.
 
@@ -52,10 +61,7 @@ def robustness_scores(scorers: dict[str, TranscriptScorer], scenario_id: str, te
     Stripping the headings changes nothing the scorer reads when the scorer
     skipped those lines already: then the answer's own scores stand.
     """
-    scorer = scorers.get(scenario_id)
-    if scorer is None:
-        scenarios = load_scenarios()
-        scorer = scorers[scenario_id] = TranscriptScorer(scenarios[scenario_id], {k: v for k, v in scenarios.items() if k != scenario_id})
+    scorer = scenario_scorer(scorers, scenario_id)
     answer = scorer.analysis(Segment(text))
     out = {}
     stripped = strip_headings(text)
@@ -73,11 +79,12 @@ def eval_scoring(suite: Suite, judge: str, chat=None, label: str = "", cache=Non
     pred_all, gold_all = [], []
     per_stage = {s: ([], []) for s in STAGES}
     rows, deltas = [], {"headings": [], "stuffed": [], "injected": []}
-    variant_scorers: dict[str, TranscriptScorer] = {}
+    scorers: dict[str, TranscriptScorer] = {}  # per scenario: the answer's analysis serves its variants too
     failures = 0
     for case in suite.cases:
         segments, text = case_segments(case)
-        res = grade(case.scenario, text=text, segments=segments, judge=judge, chat=chat, model_label=label, cache=cache)
+        scorer = scenario_scorer(scorers, case.scenario)  # suites hold valid scenario ids (checked on load)
+        res = grade(case.scenario, text=text, segments=segments, judge=judge, chat=chat, model_label=label, cache=cache, scorer=scorer)
         row = {"id": case.id, "scenario": case.scenario, "style": case.style, "stages": {}}
         for s in STAGES:
             p, g = res["stages"][s]["score"], case.gold[s].score
@@ -92,7 +99,7 @@ def eval_scoring(suite: Suite, judge: str, chat=None, label: str = "", cache=Non
         rows.append(row)
         if text is not None and judge == "deterministic":
             base = {s: res["stages"][s]["score"] for s in STAGES}
-            for name, v in robustness_scores(variant_scorers, case.scenario, text).items():
+            for name, v in robustness_scores(scorers, case.scenario, text).items():
                 deltas[name].append(max(abs(v[s] - base[s]) if name == "headings" else v[s] - base[s] for s in STAGES))
         tick()
     p_o, r_o = metrics.omission(pred_all, gold_all)
