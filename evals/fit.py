@@ -27,7 +27,7 @@ import yaml
 
 from evals import metrics
 from evals.runner import case_segments
-from evals.scorer import CAPPING_FLAGS, STAGE_MODEL_PATH, ScorerConfig, Segment, StageModel, anchored, score_segments
+from evals.scorer import STAGE_MODEL_PATH, ScorerConfig, Segment, StageModel, anchored, score_segments, stage_ceiling
 from evals.suites import SUITES_DIR, ScoringCase, load_suite
 from knowledge.scenarios import STAGES, load_scenarios
 
@@ -43,8 +43,7 @@ class Row:
     stage: str
     gold: int
     x: tuple[float, ...]
-    capped: bool
-    cap: int = 4  # the pitfall cap, when the stage made a pitfall claim
+    cap: int = 4  # the most the guards and the card's pitfalls let the stage score (stage_ceiling)
 
 
 def rows(cases: Sequence[ScoringCase]) -> list[Row]:
@@ -54,11 +53,11 @@ def rows(cases: Sequence[ScoringCase]) -> list[Row]:
         segments, text = case_segments(case)
         sc = scenarios[case.scenario]
         res = score_segments(sc, segments or [Segment(text or "")], {k: v for k, v in scenarios.items() if k != sc.id})
-        capped = bool(CAPPING_FLAGS & set(res.flags))
         for stage in STAGES:
             st = res.stages[stage]
-            cap = ScorerConfig.pitfall_cap if st.pitfalls else 4  # the field's default; an instance would reread the model file
-            out.append(Row(case.id, case.scenario, stage, case.gold[stage].score, tuple(st.features[f] for f in FEATURES), capped, cap))
+            # the field's default: an instance would reread the model file
+            cap = stage_ceiling(stage, res.flags, bool(st.pitfalls), ScorerConfig.pitfall_cap)
+            out.append(Row(case.id, case.scenario, stage, case.gold[stage].score, tuple(st.features[f] for f in FEATURES), cap))
     return out
 
 
@@ -99,7 +98,7 @@ def fit(data: Sequence[Row], features: tuple[str, ...] = FEATURES) -> StageModel
 
 
 def predict(model: StageModel, data: Sequence[Row]) -> list[int]:
-    return [min(g, 1) if r.capped else min(g, r.cap) for r, g in zip(data, (model.score(dict(zip(model.features, r.x)))[0] for r in data))]
+    return [min(g, r.cap) for r, g in zip(data, (model.score(dict(zip(model.features, r.x)))[0] for r in data))]
 
 
 def leave_one_scenario_out(data: Sequence[Row]) -> float:

@@ -87,6 +87,17 @@ def test_answer_to_another_question_scores_low(scenarios):
     assert max(scores(res).values()) <= 1
 
 
+def test_another_products_questions_and_task_earn_nothing(scenarios):
+    # an ad-click design that clarifies and frames well, handed in for PYMK: its metrics may
+    # carry over (at most 1), its questions and its framing cannot
+    src = next(c for c in GOLD if c["scenario"] == "ad-click-prediction" and c["style"] == "strong")
+    own = score_text(scenarios["ad-click-prediction"], src["answer"], others(scenarios, "ad-click-prediction"))
+    assert own.stages["clarify"].score >= 2 and own.stages["frame"].score >= 2
+    res = score_text(scenarios["people-you-may-know"], src["answer"], others(scenarios, "people-you-may-know"))
+    assert res.stages["clarify"].score == res.stages["frame"].score == 0
+    assert max(scores(res).values()) == 1
+
+
 def test_answer_for_another_product_is_caught_even_on_a_card_with_generic_vocabulary(scenarios):
     # a moderation design handed in for the news feed shares "posts", "feed" and "users" with it
     src = next(c for c in GOLD if c["id"] == "newsfeed-fresh-2")
@@ -159,6 +170,18 @@ def test_a_stage_is_named_only_by_a_word_that_starts_with_its_name(scenarios):
     pretrained = "The image encoder is a ResNet pretrained on ImageNet and fine-tuned on our product photos."
     assert score_text(sc, pretrained).stages["monitoring"].score == 0  # "retrain" inside "pretrained"
     assert score_text(sc, pretrained + " We retrain it weekly.").stages["monitoring"].score >= 1
+
+
+@pytest.mark.parametrize(("stage", "vague"), [
+    ("frame", "I'd predict whether the user clicks on each one."),
+    ("model", "I'd use a neural net, or XGBoost, either works."),
+    ("deployment", "Then we put it in production."),
+])
+def test_a_vague_pass_at_a_stage_names_it(scenarios, stage, vague):
+    sc = scenarios["news-feed"]
+    base = "The feed shows posts from friends, groups and pages."
+    assert score_text(sc, base).stages[stage].score == 0
+    assert score_text(sc, base + " " + vague).stages[stage].score == 1
 
 
 def test_how_many_is_a_question_only_where_one_is_asked():

@@ -45,7 +45,7 @@ def test_fit_recovers_a_known_linear_rule():
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, size=(400, 2))
     gold = np.clip(np.round(3 * x[:, 0] + 1 * x[:, 1]), 0, 4).astype(int)
-    rows = [fit.Row(f"c{i}", "s", "data", int(g), tuple(v), False) for i, (v, g) in enumerate(zip(x, gold))]
+    rows = [fit.Row(f"c{i}", "s", "data", int(g), tuple(v)) for i, (v, g) in enumerate(zip(x, gold))]
     model = fit.fit(rows, features=("a", "b"))
     assert model.coef[0] > 2 * model.coef[1] > 0
     assert metrics.qwk(fit.predict(model, rows), [r.gold for r in rows]) > 0.9
