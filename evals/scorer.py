@@ -37,7 +37,7 @@ from pathlib import Path
 
 import yaml
 
-from evals.text import GroupMatcher, Sentence, SentenceIndex, bag, matcher, sentences
+from evals.text import GroupMatcher, Sentence, SentenceIndex, bag, group_regex, matcher, sentences
 from knowledge.scenarios import STAGES, Pitfall, Scenario, Signal
 
 INJECTION = re.compile(
@@ -72,9 +72,10 @@ GENERIC_WORDS = frozenset(
     "serve serving production also just etc s".split()
 )
 # A pitfall's claim said as a rejection ("accuracy would be misleading here", "I would not
-# use a random split") is the candidate steering clear of it, not making it.
+# use a random split", "no protected attributes as features") is the candidate steering
+# clear of it, not making it.
 REJECTION = re.compile(
-    r"\b(?:not|never|wrong|avoid\w*|instead of|rather than|cannot|(?:do|does|did|is|are|was|were|should|would|could|wo|ca)n'?t"
+    r"\b(?:not|no|never|wrong|avoid\w*|instead of|rather than|cannot|(?:do|does|did|is|are|was|were|should|would|could|wo|ca)n'?t"
     r"|mislead\w*|leak\w*|fails?|meaningless|useless|flawed|trap)\b"
 )
 NUMBER = re.compile(r"\d")
@@ -676,16 +677,31 @@ def pitfall_claims(scenario: Scenario, sents: Sequence[Sentence]) -> list[tuple[
     interviewer pushes back.  On gold tune (179 answers) the cap at 3 took
     leave-one-scenario-out QWK 0.821 -> 0.826: a confident wrong choice (reports
     as labels, clicks as the target) had scored as highly as a right one.
+    A question ("are we removing automatically or ranking a review queue?") asks
+    and claims nothing.  With that, "no" as a rejection and seven claims made
+    more precise on the cards, the tune split's strong answers are no longer
+    challenged on what they did not say ("pairwise interactions" in a
+    factorization machine is not a ranking loss): LOSO 0.832 -> 0.834.
     """
     found = []
     for s in sents:
+        if "?" in s.text:
+            continue
         for p in scenario.pitfalls:
             if not all(matcher(tuple(g)).match(s.words, s.joined) for g in p.claim):
                 continue
-            if (p.unless and matcher(tuple(p.unless)).match(s.words, s.joined)) or REJECTION.search(s.norm):
+            if (p.unless and matcher(tuple(p.unless)).match(s.words, s.joined)) or _rejects(p, s):
                 continue
             found.append((p, s))
     return found
+
+
+def _rejects(pitfall: Pitfall, s: Sentence) -> bool:
+    """A rejection word outside the claim's own terms: "no human in the loop" claims, "no ethnicity as a feature" rejects."""
+    rest = s.norm
+    for group in pitfall.claim:
+        rest = group_regex(tuple(group)).sub(" ", rest)
+    return bool(REJECTION.search(rest))
 
 
 def find_pitfalls(scenario: Scenario, text: str) -> list[tuple[Pitfall, str]]:

@@ -222,6 +222,17 @@ def test_a_pitfall_claim_caps_its_stage_and_says_why(scenarios):
     assert all(capped.stages[s].score == base.stages[s].score for s in STAGES if s != "evaluation")
 
 
+def test_a_question_or_a_no_makes_no_pitfall_claim(scenarios):
+    harmful, ads = scenarios["harmful-content"], scenarios["ad-click-prediction"]
+    assert find_pitfalls(harmful, "We remove flagged posts automatically, with no human in the loop.")
+    assert not find_pitfalls(harmful, "Are we removing flagged posts automatically, or ranking a review queue?")
+    assert find_pitfalls(ads, "Features include the user's religion and ethnicity.")
+    assert not find_pitfalls(ads, "Privacy: no religion or ethnicity as features.")
+    # a factorization machine's pairwise feature interactions are not a ranking loss
+    assert not find_pitfalls(ads, "Factorization machines learn pairwise interactions through embeddings.")
+    assert find_pitfalls(ads, "I'd train the ranker with a pairwise loss on clicked versus skipped ads.")
+
+
 def test_a_pitfall_said_as_a_rejection_is_not_a_claim(scenarios):
     sc = scenarios["ad-click-prediction"]
     assert [p.id for p, _ in find_pitfalls(sc, "The offline test set is a random split of the impressions.")] == ["random-split"]
