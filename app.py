@@ -406,6 +406,7 @@ def score_answer() -> None:
         for s in STAGES:
             d = result["stages"][s]
             with st.expander(f"{STAGE_LABELS[s]}: {d['score']}/4", expanded=d["score"] < 2):
+                st.caption(f"A human grader would give the same score about {d['confidence']:.0%} of the time (measured on our graded answers).")
                 for e in d["evidence"][:3]:
                     st.markdown(f"> {as_text(e['quote'])}")
                 for p in d.get("pitfalls", [])[:2]:

@@ -10,6 +10,15 @@ stay in the fit although the guard sets their score: their hits with low gold
 grades teach the model what a stray hit is worth (when this was decided,
 leave-one-scenario-out QWK 0.834 with them, 0.819 without).
 
+Then the confidence model (:class:`evals.scorer.ConfidenceModel`): a logistic
+regression of whether the fitted scores agree exactly with gold, on the score,
+its depth inside its band and the guards' cap.  Measured by tenfold cross
+validation over the tune answers when it replaced a hand-set formula (0.5 plus
+the distance to the nearest cut), the Brier score went 0.354 -> 0.219 and the
+expected calibration error 0.31 -> 0.02: the old confidence averaged 0.88 where
+the scores agreed with gold 62 % of the time, and its most confident tenth agreed
+least.
+
 Refit after changing the cards, the gold tune split or the features; a test
 holds the shipped file equal to a refit.  The held-aside test split is never
 read here.
@@ -27,7 +36,16 @@ import yaml
 
 from evals import metrics
 from evals.runner import case_segments
-from evals.scorer import STAGE_MODEL_PATH, ScorerConfig, Segment, StageModel, anchored, score_segments, stage_ceiling
+from evals.scorer import (
+    STAGE_MODEL_PATH,
+    ConfidenceModel,
+    ScorerConfig,
+    Segment,
+    StageModel,
+    anchored,
+    score_segments,
+    stage_ceiling,
+)
 from evals.suites import SUITES_DIR, ScoringCase, load_suite
 from knowledge.scenarios import STAGES, load_scenarios
 
@@ -48,15 +66,16 @@ class Row:
 
 def rows(cases: Sequence[ScoringCase]) -> list[Row]:
     scenarios = load_scenarios()
+    # features and flags need neither fitted part; the confidence may not be fitted yet
+    cfg = ScorerConfig(confidence=ConfidenceModel((0.0,) * 5, 0.0, 0.0))
     out = []
     for case in cases:
         segments, text = case_segments(case)
         sc = scenarios[case.scenario]
-        res = score_segments(sc, segments or [Segment(text or "")], {k: v for k, v in scenarios.items() if k != sc.id})
+        res = score_segments(sc, segments or [Segment(text or "")], {k: v for k, v in scenarios.items() if k != sc.id}, cfg)
         for stage in STAGES:
             st = res.stages[stage]
-            # the field's default: an instance would reread the model file
-            cap = stage_ceiling(stage, res.flags, bool(st.pitfalls), ScorerConfig.pitfall_cap)
+            cap = stage_ceiling(stage, res.flags, bool(st.pitfalls), cfg.pitfall_cap)
             out.append(Row(case.id, case.scenario, stage, case.gold[stage].score, tuple(st.features[f] for f in FEATURES), cap))
     return out
 
@@ -101,6 +120,37 @@ def predict(model: StageModel, data: Sequence[Row]) -> list[int]:
     return [min(g, r.cap) for r, g in zip(data, (model.score(dict(zip(model.features, r.x)))[0] for r in data))]
 
 
+def _confidence_inputs(model: StageModel, data: Sequence[Row]) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: the score's one-hot, its depth, the guards' cap (columns); and whether it agrees with gold."""
+    x, y = [], []
+    for r, g in zip(data, predict(model, data)):
+        modelled, depth = model.score(dict(zip(model.features, r.x)))
+        x.append([float(g == k) for k in range(5)] + [depth if g == modelled else 0.0, float(r.cap <= 1)])
+        y.append(float(g == r.gold))
+    return np.array(x), np.array(y)
+
+
+def fit_confidence(model: StageModel, data: Sequence[Row], l2: float = 1.0) -> ConfidenceModel:
+    """Logistic regression (Newton's method, an L2 penalty of ``l2``) of exact agreement with gold."""
+    x, y = _confidence_inputs(model, data)
+    w = np.zeros(x.shape[1])
+    for _ in range(50):
+        p = 1 / (1 + np.exp(-x @ w))
+        step = np.linalg.solve(x.T @ (x * (p * (1 - p))[:, None]) + l2 * np.eye(len(w)), x.T @ (p - y) + l2 * w)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    w = [round(float(v), 6) for v in w]
+    return ConfidenceModel(tuple(w[:5]), w[5], w[6])
+
+
+def confidences(model: StageModel, conf: ConfidenceModel, data: Sequence[Row]) -> tuple[list[float], list[float]]:
+    """(confidence, 1.0 where the score agrees with gold) per row, as the scorer would report them."""
+    x, y = _confidence_inputs(model, data)
+    p = [conf.probability(int(np.argmax(row[:5])), float(row[5]), bool(row[6])) for row in x]
+    return p, [float(v) for v in y]
+
+
 def leave_one_scenario_out(data: Sequence[Row]) -> float:
     """QWK of models each fitted without one scenario and scored on it."""
     pred: dict[int, int] = {}
@@ -112,8 +162,9 @@ def leave_one_scenario_out(data: Sequence[Row]) -> float:
     return metrics.qwk([pred[i] for i in range(len(data))], [r.gold for r in data])
 
 
-def model_file(model: StageModel, data: Sequence[Row], loso: float) -> str:
+def model_file(model: StageModel, conf: ConfidenceModel, data: Sequence[Row], loso: float) -> str:
     fitted = metrics.qwk(predict(model, data), [r.gold for r in data])
+    p, agreed = confidences(model, conf, data)
     head = (
         "# The scorer's stage model, fitted by `python -m evals.fit --write` on the gold tune split.\n"
         "# Do not edit by hand; refit after changing the cards, the tune split or the features.\n"
@@ -125,6 +176,9 @@ def model_file(model: StageModel, data: Sequence[Row], loso: float) -> str:
             "stage_rows": len(data),
             "qwk_in_sample": round(fitted, 3),
             "qwk_leave_one_scenario_out": round(loso, 3),
+            "exact_agreement": round(sum(agreed) / len(agreed), 3),
+            "confidence_brier": round(metrics.brier(p, agreed), 3),
+            "confidence_ece": round(metrics.ece(p, agreed), 3),
         },
         "model": {
             "features": list(model.features),
@@ -133,6 +187,7 @@ def model_file(model: StageModel, data: Sequence[Row], loso: float) -> str:
             "cuts": list(model.cuts),
             "anchor": model.anchor,
         },
+        "confidence": {"grade": list(conf.grade), "depth": conf.depth, "capped": conf.capped},
     }
     return head + yaml.safe_dump(body, sort_keys=False)
 
@@ -143,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     data = rows(load_suite(TUNE).cases)
     model = fit(data)
-    text = model_file(model, data, leave_one_scenario_out(data))
+    text = model_file(model, fit_confidence(model, data), data, leave_one_scenario_out(data))
     print(text)
     if args.write:
         Path(STAGE_MODEL_PATH).write_text(text)

@@ -100,10 +100,13 @@ def grade_file(path: Path, scenario_id: str, judge: str = "deterministic", setti
 
 def render_table(result: dict) -> str:
     lines = [f"scenario: {result['scenario']}   judge: {result.get('judge', 'deterministic')}", ""]
-    lines.append(f"{'stage':12} {'score':>5}  covered / missed")
+    # the confidence belongs to the deterministic score: the chance a calibrated grader gives the same
+    sure = result.get("judge", "deterministic") == "deterministic"
+    lines.append(f"{'stage':12} {'score':>5}  {'agree':>5}  covered / missed" if sure else f"{'stage':12} {'score':>5}  covered / missed")
     for s, d in result["stages"].items():
         score = "fail" if d["score"] is None else f"{d['score']}/4"
-        lines.append(f"{s:12} {score:>5}  {len(d['covered'])} covered, {len(d['missed'])} missed")
+        agree = f"  {d['confidence']:>5.0%}" if sure else ""
+        lines.append(f"{s:12} {score:>5}{agree}  {len(d['covered'])} covered, {len(d['missed'])} missed")
         for e in d["evidence"][:2]:
             lines.append(f"{'':19}“{e['quote'][:110]}”")
         for p in d.get("pitfalls", [])[:2]:
@@ -112,6 +115,8 @@ def render_table(result: dict) -> str:
             lines.append(f"{'':19}missed: {', '.join(d['missed'][:3])}")
     overall = result.get("overall")
     lines += ["", f"overall: {overall if overall is not None else 'n/a'} / 4"]
+    if sure:
+        lines.append("agree: the chance a calibrated human grader gives the same score (measured on the gold tune answers)")
     if result.get("flags"):
         lines.append("flags: " + ", ".join(result["flags"]))
     if result.get("judge_failures"):

@@ -1,7 +1,8 @@
 """Agreement and retrieval metrics, as pure functions over plain lists.
 
 Quadratic weighted kappa and Spearman for scores against gold; mean absolute
-error; omission precision/recall; hit@k and MRR for retrieval.
+error; omission precision/recall; the calibration of a confidence (Brier score,
+expected calibration error); hit@k and MRR for retrieval.
 """
 
 from __future__ import annotations
@@ -70,6 +71,22 @@ def omission(pred: Sequence[int], gold: Sequence[int]) -> tuple[float, float]:
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn) if tp + fn else 1.0
     return precision, recall
+
+
+def brier(prob: Sequence[float], outcome: Sequence[float]) -> float:
+    """Mean squared error of probabilities against 0/1 outcomes (0 is perfect; 0.25 is a coin)."""
+    return sum((p - o) ** 2 for p, o in zip(prob, outcome)) / len(prob) if prob else float("nan")
+
+
+def ece(prob: Sequence[float], outcome: Sequence[float], bins: int = 10) -> float:
+    """Expected calibration error: over equal-width bins of probability, the size-weighted gap
+    between the mean probability and the share of outcomes that happened."""
+    if not prob:
+        return float("nan")
+    binned: dict[int, list[tuple[float, float]]] = {}
+    for p, o in zip(prob, outcome):
+        binned.setdefault(min(int(p * bins), bins - 1), []).append((p, o))
+    return sum(abs(sum(p for p, _ in b) - sum(o for _, o in b)) for b in binned.values()) / len(prob)
 
 
 def confusion(pred: Sequence[int], gold: Sequence[int], n: int = 5) -> list[list[int]]:

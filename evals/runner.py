@@ -77,6 +77,7 @@ def robustness_scores(scorers: dict[str, TranscriptScorer], scenario_id: str, te
 
 def eval_scoring(suite: Suite, judge: str, chat=None, label: str = "", cache=None, tick: Callable[[], None] = lambda: None) -> dict:
     pred_all, gold_all = [], []
+    conf, agreed = [], []  # the deterministic score's confidence, and whether the score matched gold
     per_stage = {s: ([], []) for s in STAGES}
     rows, deltas = [], {"headings": [], "stuffed": [], "injected": []}
     scorers: dict[str, TranscriptScorer] = {}  # per scenario: the answer's analysis serves its variants too
@@ -94,6 +95,9 @@ def eval_scoring(suite: Suite, judge: str, chat=None, label: str = "", cache=Non
                 continue
             pred_all.append(p)
             gold_all.append(g)
+            if judge == "deterministic":  # the confidence is the deterministic score's
+                conf.append(res["stages"][s]["confidence"])
+                agreed.append(float(p == g))
             per_stage[s][0].append(p)
             per_stage[s][1].append(g)
         rows.append(row)
@@ -121,6 +125,7 @@ def eval_scoring(suite: Suite, judge: str, chat=None, label: str = "", cache=Non
             **{f"qwk_{s}": metrics.qwk(*per_stage[s]) for s in STAGES},
             **{f"spearman_{s}": metrics.spearman(*per_stage[s]) for s in STAGES},
             **{f"robust_{k}_max": (max(v) if v else 0) for k, v in deltas.items()},
+            **({"confidence_brier": metrics.brier(conf, agreed), "confidence_ece": metrics.ece(conf, agreed)} if conf else {}),
         },
         "confusion": {s: metrics.confusion(*per_stage[s]) for s in STAGES} | {"all": metrics.confusion(pred_all, gold_all)},
         "worst": worst,

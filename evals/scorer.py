@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import bisect
 import functools
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -148,12 +149,28 @@ class StageModel:
         return self.intercept + sum(c * feats[f] for f, c in zip(self.features, self.coef))
 
     def score(self, feats: dict[str, float]) -> tuple[int, float]:
-        """(score, distance of the linear value from the nearest cut point), held to the scale's anchors."""
+        """(score held to the scale's anchors, its depth: :meth:`depth`)."""
         v = self.value(feats)
         grade = bisect.bisect_right(self.cuts, v)
         if self.anchor:
             grade = anchored(grade, feats[self.anchor] > 0)
-        return grade, min(abs(v - c) for c in self.cuts)
+        return grade, self.depth(v, grade)
+
+    def depth(self, value: float, grade: int) -> float:
+        """How far inside ``grade``'s band the linear value lies, 0-1.
+
+        0 on a cut point (or outside the band, where an anchor moved the grade),
+        1 in the middle of a band; for the open bands of 0 and 4, half a grade
+        from their one cut counts as the middle.
+        """
+        lo = self.cuts[grade - 1] if grade > 0 else None
+        hi = self.cuts[grade] if grade < len(self.cuts) else None
+        if (lo is not None and value < lo) or (hi is not None and value >= hi):
+            return 0.0
+        if lo is None or hi is None:
+            return min(1.0, 2 * (value - lo if hi is None else hi - value))
+        half = (hi - lo) / 2
+        return min(value - lo, hi - value) / half if half > 0 else 0.0
 
     @classmethod
     def from_dict(cls, data: dict) -> "StageModel":
@@ -176,12 +193,45 @@ def anchored(grade: int, substantive: bool) -> int:
     return max(grade, 2) if substantive else min(grade, 1)
 
 
+@dataclass(frozen=True)
+class ConfidenceModel:
+    """A stage score's confidence: the chance that a calibrated grader gives the same score.
+
+    A logistic model of the score (graders agree on 0 and 1 far more often than
+    on 2 and 3), how deep inside its band the stage model's value lies, and
+    whether a guard capped the answer; fitted on the gold tune split with the
+    stage model (:func:`evals.fit.fit_confidence`).
+    """
+
+    grade: tuple[float, float, float, float, float]  # log-odds of agreement at each score, at depth 0
+    depth: float
+    capped: float
+
+    def probability(self, grade: int, depth: float, capped: bool) -> float:
+        z = self.grade[grade] + self.depth * depth + self.capped * capped
+        return 1 / (1 + math.exp(-z))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ConfidenceModel":
+        return cls(tuple(float(g) for g in data["grade"]), float(data["depth"]), float(data["capped"]))
+
+
 STAGE_MODEL_PATH = Path(__file__).with_name("stage_model.yaml")
 
 
 @functools.cache
+def _shipped() -> dict:
+    return yaml.safe_load(STAGE_MODEL_PATH.read_text())
+
+
+@functools.cache
 def shipped_stage_model() -> StageModel:
-    return StageModel.from_dict(yaml.safe_load(STAGE_MODEL_PATH.read_text())["model"])
+    return StageModel.from_dict(_shipped()["model"])
+
+
+@functools.cache
+def shipped_confidence() -> ConfidenceModel:
+    return ConfidenceModel.from_dict(_shipped()["confidence"])
 
 
 @dataclass(frozen=True)
@@ -195,6 +245,7 @@ class ScorerConfig:
     own_topic_floor: float = 0.1
     pitfall_cap: int = 3  # a stage that makes one of the card's pitfall claims, uncorrected, scores at most this
     model: StageModel = field(default_factory=shipped_stage_model)
+    confidence: ConfidenceModel = field(default_factory=shipped_confidence)
 
 
 @dataclass(frozen=True)
@@ -433,13 +484,6 @@ def stage_ceiling(stage: str, flags: Sequence[str], pitfall_said: bool, pitfall_
     return pitfall_cap if pitfall_said else 4
 
 
-def _stage_score(
-    hits: list[tuple[Signal, SignalHit]], signals: list[Signal], cfg: ScorerConfig, named: bool
-) -> tuple[int, float, dict[str, float]]:
-    feats = stage_features(hits, signals, named)
-    score, margin = cfg.model.score(feats)
-    confidence = min(1.0, 0.5 + margin + 0.1 * min(len(hits), 3))
-    return score, confidence, feats
 
 
 @dataclass(frozen=True)
@@ -556,11 +600,11 @@ def combine(
     for stage in STAGES:
         signals = scenario.signals[stage]
         hits = [(s, best[s.id]) for s in signals if s.id in best]
-        score, confidence, feats = _stage_score(hits, signals, cfg, stage in named)
+        feats = stage_features(hits, signals, stage in named)
+        modelled, depth = cfg.model.score(feats)
         said = [(p, e) for part in parts for p, e in part.pitfalls if p.stage == stage]
-        score = min(score, stage_ceiling(stage, flags, bool(said), cfg.pitfall_cap))
-        if CAPPING_FLAGS & set(flags):
-            confidence = min(confidence, 0.7)
+        score = min(modelled, stage_ceiling(stage, flags, bool(said), cfg.pitfall_cap))
+        confidence = cfg.confidence.probability(score, depth if score == modelled else 0.0, bool(CAPPING_FLAGS & set(flags)))
         ordered = sorted(hits, key=lambda p: (-p[1].quality, -p[0].weight))
         stages[stage] = StageScore(
             stage=stage,

@@ -34,7 +34,11 @@ def test_score_table_and_errors(home, tmp_path, capsys):
     f = tmp_path / "a.txt"
     f.write_text("I would monitor drift.")
     assert main(["score", str(f), "--scenario", "news-feed"]) == 0
-    assert "overall" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "overall" in out and "agree" in out
+    # each stage line carries its confidence: the chance a calibrated grader gives the same score
+    line = next(ln for ln in out.splitlines() if ln.startswith("monitoring"))
+    assert 0 < int(line.split()[2].rstrip("%")) < 100
     assert main(["score", str(f), "--scenario", "bogus"]) == 2
     err = capsys.readouterr().err
     assert "unknown scenario" in err and "news-feed" in err
@@ -47,7 +51,8 @@ def test_eval_writes_report_and_gates_on_thresholds(home, tmp_path, capsys):
     suite = str(ROOT / "evals/suites/gold-tune.yaml")
     assert main(["eval", suite, "--report", str(report), "--quiet"]) == 0
     res = json.loads((report / "results.json").read_text())
-    assert "qwk" in res["suites"]["gold-tune"]["metrics"]
+    m = res["suites"]["gold-tune"]["metrics"]
+    assert "qwk" in m and 0 < m["confidence_ece"] < 0.05  # the confidence is calibrated where it was fitted
     html = (report / "report.html").read_text()
     assert "Confusion matrices" in html and "<script" not in html
     assert main(["eval", suite, "--quiet", "--fail-under", "gold-tune/qwk=1.01"]) == 1

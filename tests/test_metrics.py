@@ -37,3 +37,13 @@ def test_retrieval_metrics():
 def test_confusion_matrix_rows_are_gold():
     cm = metrics.confusion([1, 2], [0, 2])
     assert cm[0][1] == 1 and cm[2][2] == 1
+
+
+def test_calibration_metrics():
+    # a forecaster that says 0.8 and is right four times in five is calibrated
+    assert metrics.ece([0.8] * 5, [1, 1, 1, 1, 0]) == pytest.approx(0.0)
+    assert metrics.ece([0.9] * 4, [1, 0, 1, 0]) == pytest.approx(0.4)
+    # bins are weighted by size: |0.25 - 0| on two of four, |0.75 - 1| on the other two
+    assert metrics.ece([0.25, 0.25, 0.75, 0.75], [0, 0, 1, 1]) == pytest.approx(0.25)
+    assert metrics.brier([1.0, 0.0], [1, 0]) == 0.0 and metrics.brier([0.5, 0.5], [1, 0]) == 0.25
+    assert math.isnan(metrics.ece([], [])) and math.isnan(metrics.brier([], []))

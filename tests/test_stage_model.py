@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from evals import fit, metrics
-from evals.scorer import STAGE_MODEL_PATH, StageModel, shipped_stage_model
+from evals.scorer import STAGE_MODEL_PATH, ConfidenceModel, StageModel, shipped_confidence, shipped_stage_model
 from evals.suites import load_suite
 
 
@@ -20,6 +20,29 @@ def test_shipped_model_is_a_refit_of_the_tune_split(tune_rows):
     assert refit.features == shipped.features
     assert np.allclose(refit.coef, shipped.coef, atol=1e-5) and abs(refit.intercept - shipped.intercept) < 1e-5
     assert refit.cuts == shipped.cuts
+    conf, shipped_conf = fit.fit_confidence(refit, tune_rows), shipped_confidence()
+    assert np.allclose(conf.grade + (conf.depth, conf.capped), shipped_conf.grade + (shipped_conf.depth, shipped_conf.capped), atol=1e-5)
+
+
+def test_confidence_is_calibrated_on_the_tune_split(tune_rows):
+    # a confidence of 0.6 means the gold grader gave the same score about 60 % of the time
+    p, agreed = fit.confidences(shipped_stage_model(), shipped_confidence(), tune_rows)
+    assert metrics.ece(p, agreed) < 0.05
+    assert abs(sum(p) / len(p) - sum(agreed) / len(agreed)) < 0.02
+    assert metrics.brier(p, agreed) < metrics.brier([sum(agreed) / len(agreed)] * len(agreed), agreed)  # beats a constant
+
+
+def test_fit_confidence_recovers_known_agreement_rates():
+    # scores of 1 agree with gold 80 % of the time, scores of 3 only 40 %, whatever the features
+    model = StageModel(("a",), (1.0,), 0.0, (0.5, 1.5, 2.5, 3.5), anchor=None)
+    rows = []
+    for i in range(500):
+        for value, grade, rate in ((1.0, 1, 0.8), (3.0, 3, 0.4)):
+            rows.append(fit.Row(f"c{i}", "s", "data", grade if i < rate * 500 else grade + 1, (value,)))
+    conf = fit.fit_confidence(model, rows)
+    assert isinstance(conf, ConfidenceModel)
+    assert conf.probability(1, 1.0, False) == pytest.approx(0.8, abs=0.03)
+    assert conf.probability(3, 1.0, False) == pytest.approx(0.4, abs=0.03)
 
 
 def test_every_feature_adds_to_the_score(tune_rows):
@@ -31,7 +54,15 @@ def test_every_feature_adds_to_the_score(tune_rows):
 def test_cut_points_map_values_to_grades():
     m = StageModel(("a",), (1.0,), 0.0, (0.5, 1.5, 2.5, 3.5), anchor=None)
     assert [m.score({"a": v})[0] for v in (0.0, 0.5, 1.0, 2.49, 3.6)] == [0, 1, 1, 2, 4]
-    assert m.score({"a": 1.4})[1] == pytest.approx(0.1)  # distance to the nearest cut
+    assert m.score({"a": 1.4})[1] == pytest.approx(0.2)  # depth: 0.1 from a cut, of half a band's 0.5
+
+
+def test_depth_is_how_far_inside_its_band_a_value_lies():
+    m = StageModel(("a", "substantive"), (1.0, 0.0), 0.0, (0.5, 1.5, 2.5, 3.5))
+    assert m.depth(1.0, 1) == 1.0 and m.depth(1.5, 2) == 0.0 and m.depth(2.25, 2) == pytest.approx(0.5)
+    assert m.depth(0.0, 0) == 1.0 and m.depth(0.4, 0) == pytest.approx(0.2)  # open bands: half a grade is the middle
+    assert m.depth(3.0, 1) == 0.0  # an anchor moved the grade out of the value's band
+    assert m.score({"a": 3.0, "substantive": 0.0}) == (1, 0.0)
 
 
 def test_the_scale_anchors_bound_the_model():
