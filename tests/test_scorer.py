@@ -257,3 +257,13 @@ def test_terse_requirement_notes_count_as_clarifying(scenarios):
 def test_a_plus_inside_a_number_does_not_make_a_list():
     (sent,) = sentences("Posts can hold text in 100+ languages, images and short videos.")
     assert not is_list_like(sent, ScorerConfig())
+
+
+def test_a_terse_note_with_a_figure_is_not_a_buzzword_list(scenarios):
+    (note,) = sentences("Retrieval: BM25 + a dense dual encoder over titles and transcripts, union of ~1000.")
+    (bare,) = sentences("Retrieval: BM25 + a dense dual encoder over titles and transcripts, union.")
+    assert not is_list_like(note, ScorerConfig()) and is_list_like(bare, ScorerConfig())
+    # figures among buzzwords, with no sentence around them, still earn nothing
+    sc = scenarios["video-search"]
+    stuffed = "nDCG@10, recall@100, MRR, p99 200 ms, HNSW, BM25, two-tower, A/B test, 1B videos, drift, canary."
+    assert max(scores(score_text(sc, stuffed, others(scenarios, sc.id))).values()) <= 1
