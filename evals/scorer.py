@@ -80,7 +80,7 @@ REJECTION = re.compile(
     r"|mislead\w*|leak\w*|fails?|meaningless|useless|flawed|trap)\b"
 )
 NUMBER = re.compile(r"\d")
-FIGURE = re.compile(r"(?<![a-z0-9])\d")  # a quantity, not the digits of a name ("bm25", "word2vec", "vgg16")
+FIGURE = re.compile(r"(?<![A-Za-z0-9])\d")  # a quantity, not the digits of a name ("bm25", "word2vec", "vgg16")
 # Flags that cap every stage at 1, whatever was hit.
 CAPPING_FLAGS = frozenset({"off_topic", "keyword_list", "no_product_link"})
 # Clarifying is asking or stating an assumption.  Requirement words said in the
@@ -568,7 +568,7 @@ def analyse(scenario: Scenario, segments: Sequence[Segment], cfg: ScorerConfig =
                 # requirement notes are terse ("Scale: 1B DAU; 2k candidates; 200 ms?"), not buzzwords:
                 # with a question, an assumption or a number they count as said
                 text = " ".join(s.text for s in window)
-                listed = not (CLARIFY_CUE.search(text) or NUMBER.search(text))
+                listed = not (CLARIFY_CUE.search(text) or FIGURE.search(text))
             hit = SignalHit(signal.id, _quality(window, product, cfg, listed), _evidence(window, signal.id), listed)
             _keep_best(best, hit)
             if signal.id in clarifying and hit.quality >= 2:
