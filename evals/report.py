@@ -66,7 +66,7 @@ def write_report(results: dict, path: Path) -> None:
     if results.get("comparison"):
         parts.append("<h2>Comparison with the earlier run</h2><table><tr><th class=l>suite</th><th class=l>metric</th><th>before</th><th>after</th><th>delta</th></tr>")
         for r in results["comparison"]:
-            cls = "good" if r["delta"] > 0 else ("bad" if r["delta"] < 0 else "")
+            cls = {True: "good", False: "bad"}.get(r.get("better"), "")  # less is better for errors
             parts.append(f"<tr><td class=l>{_e(r['suite'])}</td><td class=l>{_e(r['metric'])}</td><td>{_num(r['before'])}</td><td>{_num(r['after'])}</td><td class={cls}>{r['delta']:+.3f}</td></tr>")
         parts.append("</table>")
     path.write_text("\n".join(parts), encoding="utf-8")

@@ -190,21 +190,27 @@ def eval_interview(suite: Suite, make_deps: Callable[[], object], tick: Callable
 
 
 # --- the command ----------------------------------------------------------------------------
-def parse_thresholds(items: list[str]) -> list[tuple[str, float]]:
+# Metrics where less is better: errors, failures, robustness deltas, calibration gaps.
+LOWER_IS_BETTER = re.compile(r"(?:mae|judge_failures|robust_\w+|confidence_(?:brier|ece))")
+
+
+def parse_thresholds(items: list[str], flag: str = "--fail-under") -> list[tuple[str, float]]:
     out = []
     for item in items:
         if "=" not in item:
-            raise MLSDError(f"--fail-under takes METRIC=VALUE (e.g. gold-test/qwk=0.8), got {item!r}")
+            example = "gold-test/mae=0.6" if flag == "--fail-over" else "gold-test/qwk=0.8"
+            raise MLSDError(f"{flag} takes METRIC=VALUE (e.g. {example}), got {item!r}")
         name, value = item.split("=", 1)
         try:
             out.append((name.strip(), float(value)))
         except ValueError as exc:
-            raise MLSDError(f"--fail-under {item!r}: {value!r} is not a number") from exc
+            raise MLSDError(f"{flag} {item!r}: {value!r} is not a number") from exc
     return out
 
 
-def check_thresholds(results: dict, thresholds: list[tuple[str, float]]) -> list[str]:
-    """Failed thresholds as messages; METRIC or SUITE/METRIC."""
+def check_thresholds(results: dict, thresholds: list[tuple[str, float]], over: bool = False) -> list[str]:
+    """Failed thresholds as messages; METRIC or SUITE/METRIC.  A metric fails under its
+    value (``--fail-under``), or with ``over``, above it (``--fail-over``, for errors)."""
     failed = []
     for name, value in thresholds:
         suite, _, metric = name.rpartition("/")
@@ -215,20 +221,24 @@ def check_thresholds(results: dict, thresholds: list[tuple[str, float]]) -> list
             if metric in sres["metrics"]:
                 matched = True
                 got = sres["metrics"][metric]
-                if got != got or got < value:  # nan fails too
-                    failed.append(f"{sname}/{metric} = {got:.3f} < {value}")
+                if got != got or (got > value if over else got < value):  # nan fails too
+                    failed.append(f"{sname}/{metric} = {got:.3f} {'>' if over else '<'} {value}")
         if not matched:
             failed.append(f"{name}: no suite reports this metric")
     return failed
 
 
 def compare_runs(old: dict, new: dict) -> list[dict]:
+    """Per metric both runs report: before, after, delta, and whether the change is an improvement
+    (``better``: None when nothing moved; less is better for :data:`LOWER_IS_BETTER`)."""
     rows = []
     for sname, sres in new["suites"].items():
         before = old.get("suites", {}).get(sname, {}).get("metrics", {})
         for metric, value in sres["metrics"].items():
             if metric in before and isinstance(value, (int, float)):
-                rows.append({"suite": sname, "metric": metric, "before": before[metric], "after": value, "delta": value - before[metric]})
+                delta = value - before[metric]
+                better = None if not delta else (delta < 0) == bool(LOWER_IS_BETTER.fullmatch(metric))
+                rows.append({"suite": sname, "metric": metric, "before": before[metric], "after": value, "delta": delta, "better": better})
     return rows
 
 
@@ -346,8 +356,9 @@ def summary_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def run_eval(paths, judge, report_dir, compare, fail_under, settings, progress=True, interview_llm=False) -> int:
+def run_eval(paths, judge, report_dir, compare, fail_under, settings, progress=True, interview_llm=False, fail_over=()) -> int:
     thresholds = parse_thresholds(fail_under)
+    ceilings = parse_thresholds(list(fail_over), "--fail-over")
     results = run_suites(paths, judge, settings, progress, interview_llm=interview_llm)
     if compare:
         try:
@@ -355,11 +366,13 @@ def run_eval(paths, judge, report_dir, compare, fail_under, settings, progress=T
         except (OSError, ValueError) as exc:
             raise MLSDError(f"--compare {compare}: no readable results.json there ({exc})") from exc
         results["comparison"] = compare_runs(old, results)
-    failed = check_thresholds(results, thresholds)
-    results["thresholds"] = {"checked": [f"{n}={v}" for n, v in thresholds], "failed": failed}
+    failed = check_thresholds(results, thresholds) + check_thresholds(results, ceilings, over=True)
+    checked = [f"{n}>={v}" for n, v in thresholds] + [f"{n}<={v}" for n, v in ceilings]
+    results["thresholds"] = {"checked": checked, "failed": failed}
     print(summary_table(results))
     for row in results.get("comparison", []):
-        print(f"  {row['suite']}/{row['metric']}: {row['before']:.3f} -> {row['after']:.3f} ({row['delta']:+.3f})")
+        verdict = {True: ", better", False: ", worse", None: ""}[row["better"]]
+        print(f"  {row['suite']}/{row['metric']}: {row['before']:.3f} -> {row['after']:.3f} ({row['delta']:+.3f}{verdict})")
     if report_dir:
         from evals.report import write_report
 

@@ -143,6 +143,7 @@ def cmd_eval(args) -> int:
         report_dir=Path(args.report) if args.report else None,
         compare=Path(args.compare) if args.compare else None,
         fail_under=args.fail_under or [],
+        fail_over=args.fail_over or [],
         settings=s,
         progress=not args.quiet,
         interview_llm=args.llm not in (None, "none"),
@@ -231,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--judge", choices=["deterministic", "llm", "ensemble"], default="deterministic")
     e.add_argument("--report", help="folder for results.json and report.html")
     e.add_argument("--compare", help="an earlier run's folder to compare against")
-    e.add_argument("--fail-under", action="append", metavar="METRIC=VALUE")
+    e.add_argument("--fail-under", action="append", metavar="METRIC=VALUE", help="exit 1 when a metric is below VALUE (qwk, hit@5, ...)")
+    e.add_argument("--fail-over", action="append", metavar="METRIC=VALUE", help="exit 1 when a metric is above VALUE (mae, confidence_ece, robust_stuffed_max, ...)")
     e.add_argument("--quiet", action="store_true")
     e.add_argument("--llm", choices=["local", "openai", "none"], help="phrase interview-suite turns with this LLM (default: templates)")
     e.set_defaults(fn=cmd_eval)

@@ -58,6 +58,19 @@ def test_eval_writes_report_and_gates_on_thresholds(home, tmp_path, capsys):
     assert main(["eval", suite, "--quiet", "--fail-under", "gold-tune/qwk=1.01"]) == 1
     assert main(["eval", suite, "--quiet", "--fail-under", "qwk=0.1", "--compare", str(report)]) == 0
     assert "->" in capsys.readouterr().out
+    # error metrics gate from above
+    assert main(["eval", suite, "--quiet", "--fail-over", "gold-tune/mae=0.01"]) == 1
+    assert "mae" in capsys.readouterr().err
+    assert main(["eval", suite, "--quiet", "--fail-over", "mae=2", "--fail-over", "robust_stuffed_max=1"]) == 0
+
+
+def test_a_comparison_knows_which_way_is_better():
+    from evals.runner import compare_runs
+
+    old = {"suites": {"s": {"metrics": {"qwk": 0.70, "mae": 0.60, "confidence_ece": 0.05, "hit@5": 0.9}}}}
+    new = {"suites": {"s": {"metrics": {"qwk": 0.75, "mae": 0.50, "confidence_ece": 0.08, "hit@5": 0.9}}}}
+    better = {r["metric"]: r["better"] for r in compare_runs(old, new)}
+    assert better == {"qwk": True, "mae": True, "confidence_ece": False, "hit@5": None}
 
 
 def test_interviews_list_and_scenarios(home, capsys):
