@@ -78,15 +78,24 @@ def brier(prob: Sequence[float], outcome: Sequence[float]) -> float:
     return sum((p - o) ** 2 for p, o in zip(prob, outcome)) / len(prob) if prob else float("nan")
 
 
+def reliability(prob: Sequence[float], outcome: Sequence[float], bins: int = 10) -> list[dict]:
+    """Per non-empty equal-width bin of probability: its bounds, size, mean probability and
+    the share of outcomes that happened (a reliability diagram as a table)."""
+    binned: dict[int, list[tuple[float, float]]] = {}
+    for p, o in zip(prob, outcome):
+        binned.setdefault(min(int(p * bins), bins - 1), []).append((p, o))
+    return [
+        {"lo": k / bins, "hi": (k + 1) / bins, "n": len(b), "probability": sum(p for p, _ in b) / len(b), "observed": sum(o for _, o in b) / len(b)}
+        for k, b in sorted(binned.items())
+    ]
+
+
 def ece(prob: Sequence[float], outcome: Sequence[float], bins: int = 10) -> float:
     """Expected calibration error: over equal-width bins of probability, the size-weighted gap
     between the mean probability and the share of outcomes that happened."""
     if not prob:
         return float("nan")
-    binned: dict[int, list[tuple[float, float]]] = {}
-    for p, o in zip(prob, outcome):
-        binned.setdefault(min(int(p * bins), bins - 1), []).append((p, o))
-    return sum(abs(sum(p for p, _ in b) - sum(o for _, o in b)) for b in binned.values()) / len(prob)
+    return sum(b["n"] * abs(b["probability"] - b["observed"]) for b in reliability(prob, outcome, bins)) / len(prob)
 
 
 def confusion(pred: Sequence[int], gold: Sequence[int], n: int = 5) -> list[list[int]]:

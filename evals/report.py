@@ -53,6 +53,12 @@ def write_report(results: dict, path: Path) -> None:
         if res["kind"] == "scoring":
             parts.append("<h3>Confusion matrices</h3>")
             parts.append("".join(_confusion(s, res["confusion"][s]) for s in (*STAGES, "all")))
+            if res.get("reliability"):
+                parts.append("<h3>Confidence calibration</h3><p class=muted>Stage scores grouped by their confidence: how often the gold grader gave the same score.</p>"
+                             "<table><tr><th class=l>confidence</th><th>stages</th><th>mean confidence</th><th>same score as gold</th></tr>")
+                for b in res["reliability"]:
+                    parts.append(f"<tr><td class=l>{b['lo']:.1f}–{b['hi']:.1f}</td><td>{b['n']}</td><td>{b['probability']:.2f}</td><td>{b['observed']:.2f}</td></tr>")
+                parts.append("</table>")
             parts.append("<h3>Worst disagreements</h3><table><tr><th class=l>case</th><th class=l>stage</th><th>gold</th><th>pred</th><th class=l>gold rationale / evidence</th></tr>")
             for w in res["worst"]:
                 ev = "".join(f"<blockquote>“{_e(q)}”</blockquote>" for q in w["evidence"])

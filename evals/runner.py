@@ -128,6 +128,7 @@ def eval_scoring(suite: Suite, judge: str, chat=None, label: str = "", cache=Non
             **({"confidence_brier": metrics.brier(conf, agreed), "confidence_ece": metrics.ece(conf, agreed)} if conf else {}),
         },
         "confusion": {s: metrics.confusion(*per_stage[s]) for s in STAGES} | {"all": metrics.confusion(pred_all, gold_all)},
+        "reliability": metrics.reliability(conf, agreed),  # is a confidence of 0.6 right 60 % of the time?
         "worst": worst,
         "rows": rows,
     }

@@ -54,7 +54,7 @@ def test_eval_writes_report_and_gates_on_thresholds(home, tmp_path, capsys):
     m = res["suites"]["gold-tune"]["metrics"]
     assert "qwk" in m and 0 < m["confidence_ece"] < 0.05  # the confidence is calibrated where it was fitted
     html = (report / "report.html").read_text()
-    assert "Confusion matrices" in html and "<script" not in html
+    assert "Confusion matrices" in html and "Confidence calibration" in html and "<script" not in html
     assert main(["eval", suite, "--quiet", "--fail-under", "gold-tune/qwk=1.01"]) == 1
     assert main(["eval", suite, "--quiet", "--fail-under", "qwk=0.1", "--compare", str(report)]) == 0
     assert "->" in capsys.readouterr().out

@@ -47,3 +47,9 @@ def test_calibration_metrics():
     assert metrics.ece([0.25, 0.25, 0.75, 0.75], [0, 0, 1, 1]) == pytest.approx(0.25)
     assert metrics.brier([1.0, 0.0], [1, 0]) == 0.0 and metrics.brier([0.5, 0.5], [1, 0]) == 0.25
     assert math.isnan(metrics.ece([], [])) and math.isnan(metrics.brier([], []))
+
+
+def test_reliability_table_groups_by_probability():
+    table = metrics.reliability([0.15, 0.12, 0.85, 0.95], [0, 1, 1, 1])
+    assert [(b["lo"], b["n"]) for b in table] == [(0.1, 2), (0.8, 1), (0.9, 1)]
+    assert table[0]["probability"] == pytest.approx(0.135) and table[0]["observed"] == 0.5
