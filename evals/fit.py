@@ -120,19 +120,22 @@ def predict(model: StageModel, data: Sequence[Row]) -> list[int]:
     return [min(g, r.cap) for r, g in zip(data, (model.score(dict(zip(model.features, r.x)))[0] for r in data))]
 
 
-def _confidence_inputs(model: StageModel, data: Sequence[Row]) -> tuple[np.ndarray, np.ndarray]:
-    """Per row: the score's one-hot, its depth, the guards' cap (columns); and whether it agrees with gold."""
-    x, y = [], []
-    for r, g in zip(data, predict(model, data)):
+def _scored(model: StageModel, data: Sequence[Row]) -> list[tuple[int, float, bool, bool]]:
+    """Per row, as the scorer reports it: (score, depth inside its band, capped by a guard, agrees with gold)."""
+    out = []
+    for r in data:
         modelled, depth = model.score(dict(zip(model.features, r.x)))
-        x.append([float(g == k) for k in range(5)] + [depth if g == modelled else 0.0, float(r.cap <= 1)])
-        y.append(float(g == r.gold))
-    return np.array(x), np.array(y)
+        score = min(modelled, r.cap)
+        out.append((score, depth if score == modelled else 0.0, r.cap <= 1, score == r.gold))
+    return out
 
 
 def fit_confidence(model: StageModel, data: Sequence[Row], l2: float = 1.0) -> ConfidenceModel:
-    """Logistic regression (Newton's method, an L2 penalty of ``l2``) of exact agreement with gold."""
-    x, y = _confidence_inputs(model, data)
+    """Logistic regression (Newton's method, an L2 penalty of ``l2``) of exact agreement with gold
+    on the score (one-hot), its depth and the guards' cap."""
+    scored = _scored(model, data)
+    x = np.array([[float(score == k) for k in range(5)] + [depth, float(capped)] for score, depth, capped, _ in scored])
+    y = np.array([float(agrees) for *_, agrees in scored])
     w = np.zeros(x.shape[1])
     for _ in range(50):
         p = 1 / (1 + np.exp(-x @ w))
@@ -146,9 +149,8 @@ def fit_confidence(model: StageModel, data: Sequence[Row], l2: float = 1.0) -> C
 
 def confidences(model: StageModel, conf: ConfidenceModel, data: Sequence[Row]) -> tuple[list[float], list[float]]:
     """(confidence, 1.0 where the score agrees with gold) per row, as the scorer would report them."""
-    x, y = _confidence_inputs(model, data)
-    p = [conf.probability(int(np.argmax(row[:5])), float(row[5]), bool(row[6])) for row in x]
-    return p, [float(v) for v in y]
+    scored = _scored(model, data)
+    return [conf.probability(score, depth, capped) for score, depth, capped, _ in scored], [float(a) for *_, a in scored]
 
 
 def leave_one_scenario_out(data: Sequence[Row]) -> float:

@@ -497,8 +497,6 @@ def stage_ceiling(stage: str, flags: Sequence[str], pitfall_said: bool, pitfall_
     return pitfall_cap if pitfall_said else 4
 
 
-
-
 @dataclass(frozen=True)
 class Analysis:
     """What a run of candidate text contributes to a score, before the pieces are combined.
@@ -609,6 +607,7 @@ def combine(
         flags.append("keyword_list")
     flags.extend(_topic_flags(scenario, others, parts, cfg))
     named = frozenset().union(*(p.named for p in parts))
+    capped = bool(CAPPING_FLAGS & set(flags))
     stages: dict[str, StageScore] = {}
     for stage in STAGES:
         signals = scenario.signals[stage]
@@ -617,7 +616,7 @@ def combine(
         modelled, depth = cfg.model.score(feats)
         said = [(p, e) for part in parts for p, e in part.pitfalls if p.stage == stage]
         score = min(modelled, stage_ceiling(stage, flags, bool(said), cfg.pitfall_cap))
-        confidence = cfg.confidence.probability(score, depth if score == modelled else 0.0, bool(CAPPING_FLAGS & set(flags)))
+        confidence = cfg.confidence.probability(score, depth if score == modelled else 0.0, capped)
         ordered = sorted(hits, key=lambda p: (-p[1].quality, -p[0].weight))
         stages[stage] = StageScore(
             stage=stage,
