@@ -35,12 +35,13 @@ def transcript_segments(turns: list[dict]) -> list[Segment]:
 
 def grade(
     scenario_id: str, text: str | None = None, segments: list[Segment] | None = None, judge: str = "deterministic", chat=None, model_label: str = "",
-    samples: int = 3, cache=None, scorer: TranscriptScorer | None = None,
+    samples: int = 3, cache=None, scorer: TranscriptScorer | None = None, workers: int = 1,
 ) -> dict:
     """The scoring result as a plain dict (the `mlsd score --json` shape).
 
     ``scorer``: this scenario's :class:`TranscriptScorer`, whose analyses a caller
     reuses (the eval runner's robustness variants); the scores are the same.
+    ``workers``: LLM judge calls made side by side (see :func:`evals.judge.judge_answer`).
     """
     scenarios = load_scenarios()
     if scenario_id not in scenarios:
@@ -62,7 +63,7 @@ def grade(
     from evals.judge import judge_answer
 
     answer = "\n\n".join(s.text for s in segments)
-    judged = judge_answer(chat, model_label, scenario, answer, samples, cache)
+    judged = judge_answer(chat, model_label, scenario, answer, samples, cache, workers)
     out = {"scenario": scenario_id, "judge": judge, "stages": {}, "flags": det["flags"], "judge_failures": {}}
     for s in STAGES:
         d = det["stages"][s]
@@ -87,7 +88,7 @@ def grade(
 
 def grade_file(path: Path, scenario_id: str, judge: str = "deterministic", settings=None, samples: int = 3) -> dict:
     text = read_answer(path)
-    chat, label, cache = None, "", None
+    chat, label, cache, workers = None, "", None, 1
     if judge != "deterministic":
         from evals.judge import JudgeCache
         from mlsd import runtime
@@ -95,7 +96,8 @@ def grade_file(path: Path, scenario_id: str, judge: str = "deterministic", setti
         chat = runtime.chat_model(settings)
         label = settings.model_label
         cache = JudgeCache(settings.home / "judge-cache")
-    return grade(scenario_id, text, judge=judge, chat=chat, model_label=label, samples=samples, cache=cache)
+        workers = settings.llm_concurrency
+    return grade(scenario_id, text, judge=judge, chat=chat, model_label=label, samples=samples, cache=cache, workers=workers)
 
 
 def render_table(result: dict) -> str:

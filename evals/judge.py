@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -18,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, Field
 
 import prompts
-from agents.llm import LLMError, structured
+from agents.llm import LLMError, is_local, structured
 from knowledge.scenarios import CARDS_DIR, STAGES, Scenario
 
 ANSWER_CHARS = 6000
@@ -73,38 +74,67 @@ class JudgeCache:
             tmp.replace(p)
 
 
-def judge_stage(
-    chat: BaseChatModel, model_label: str, scenario: Scenario, stage: str, answer: str, samples: int = 3, cache: JudgeCache | None = None
-) -> JudgedStage:
+Outcome = tuple[int | None, str, str]  # one sample: (score or None, evidence, failure message)
+
+
+def _calls(model_label: str, scenario: Scenario, stage: str, answer: str, samples: int) -> tuple[list, list[str]]:
+    """One stage's prompt and the cache key of each of its samples."""
     signals = "\n".join(f"- {s.shows}" for s in scenario.signals[stage])
     fenced = answer[:ANSWER_CHARS].replace("</answer>", "</ answer>")
     messages = prompts.messages("judge", title=scenario.title, stage=stage, signals=signals, answer=fenced)
     answer_hash = hashlib.sha256(answer.encode()).hexdigest()[:16]
+    base = f"{model_label}|{prompts.prompt_hash('judge')}|{rubric_version(scenario)}|{answer_hash}|{stage}"
+    return messages, [hashlib.sha256(f"{base}|{i}".encode()).hexdigest()[:32] for i in range(samples)]
+
+
+def _sample(chat: BaseChatModel, messages, key: str, cache: JudgeCache | None) -> Outcome:
+    """One judge call, or its cached reply.  A failure is reported, never cached as a score."""
+    cached = (cache or JudgeCache(None)).get(key)
+    if cached is not None:
+        if cached.get("score") is None:
+            return None, "", cached.get("failure", "failed")
+        return int(cached["score"]), cached.get("evidence", ""), ""
+    try:
+        j = structured(chat, messages, StageJudgement, max_tokens=200)
+    except LLMError as exc:  # transient or unparseable: never a 0
+        return None, "", str(exc)[:200]
+    if cache:
+        cache.put(key, {"score": j.score, "evidence": j.evidence, "reason": j.reason})
+    return j.score, j.evidence, ""
+
+
+def _collect(stage: str, outcomes: list[Outcome]) -> JudgedStage:
+    """The stage's judgement from its samples, in sample order: median, spread, first evidence."""
     result = JudgedStage(stage, None)
-    for i in range(samples):
-        key = hashlib.sha256(f"{model_label}|{prompts.prompt_hash('judge')}|{rubric_version(scenario)}|{answer_hash}|{stage}|{i}".encode()).hexdigest()[:32]
-        cached = (cache or JudgeCache(None)).get(key)
-        if cached is not None:
-            if cached.get("score") is None:
-                result.failures.append(cached.get("failure", "failed"))
-            else:
-                result.samples.append(int(cached["score"]))
-                result.evidence = result.evidence or cached.get("evidence", "")
-            continue
-        try:
-            j = structured(chat, messages, StageJudgement, max_tokens=200)
-        except LLMError as exc:
-            result.failures.append(str(exc)[:200])
-            continue  # transient or unparseable: never cached as a score, never a 0
-        result.samples.append(j.score)
-        result.evidence = result.evidence or j.evidence
-        if cache:
-            cache.put(key, {"score": j.score, "evidence": j.evidence, "reason": j.reason})
+    for score, evidence, failure in outcomes:
+        if score is None:
+            result.failures.append(failure)
+        else:
+            result.samples.append(score)
+            result.evidence = result.evidence or evidence
     if result.samples:
         result.score = int(round(statistics.median(result.samples)))
         result.spread = max(result.samples) - min(result.samples)
     return result
 
 
-def judge_answer(chat, model_label, scenario, answer, samples=3, cache=None) -> dict[str, JudgedStage]:
-    return {s: judge_stage(chat, model_label, scenario, s, answer, samples, cache) for s in STAGES}
+def judge_stage(
+    chat: BaseChatModel, model_label: str, scenario: Scenario, stage: str, answer: str, samples: int = 3, cache: JudgeCache | None = None
+) -> JudgedStage:
+    messages, keys = _calls(model_label, scenario, stage, answer, samples)
+    return _collect(stage, [_sample(chat, messages, key, cache) for key in keys])
+
+
+def judge_answer(chat, model_label, scenario, answer, samples=3, cache=None, workers: int = 1) -> dict[str, JudgedStage]:
+    """Every stage judged.  With ``workers`` > 1 the stage x sample calls go to the server
+    side by side (an OpenAI-compatible server serves requests in parallel); the in-process
+    model runs one generation at a time, so it is called in order, stage by stage, which
+    keeps llama.cpp's prompt cache warm across the seven calls that share the answer."""
+    plan = {s: _calls(model_label, scenario, s, answer, samples) for s in STAGES}
+    calls = [(s, messages, key) for s, (messages, keys) in plan.items() for key in keys]
+    if workers > 1 and not is_local(chat) and len(calls) > 1:
+        with ThreadPoolExecutor(max_workers=min(workers, len(calls)), thread_name_prefix="judge") as pool:
+            outcomes = list(pool.map(lambda c: _sample(chat, c[1], c[2], cache), calls))
+    else:
+        outcomes = [_sample(chat, messages, key, cache) for _, messages, key in calls]
+    return {s: _collect(s, [o for (stage, _, _), o in zip(calls, outcomes) if stage == s]) for s in STAGES}

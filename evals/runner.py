@@ -75,7 +75,9 @@ def robustness_scores(scorers: dict[str, TranscriptScorer], scenario_id: str, te
     return out
 
 
-def eval_scoring(suite: Suite, judge: str, chat=None, label: str = "", cache=None, tick: Callable[[], None] = lambda: None) -> dict:
+def eval_scoring(
+    suite: Suite, judge: str, chat=None, label: str = "", cache=None, tick: Callable[[], None] = lambda: None, workers: int = 1
+) -> dict:
     pred_all, gold_all = [], []
     conf, agreed = [], []  # the deterministic score's confidence, and whether the score matched gold
     per_stage = {s: ([], []) for s in STAGES}
@@ -85,7 +87,7 @@ def eval_scoring(suite: Suite, judge: str, chat=None, label: str = "", cache=Non
     for case in suite.cases:
         segments, text = case_segments(case)
         scorer = scenario_scorer(scorers, case.scenario)  # suites hold valid scenario ids (checked on load)
-        res = grade(case.scenario, text=text, segments=segments, judge=judge, chat=chat, model_label=label, cache=cache, scorer=scorer)
+        res = grade(case.scenario, text=text, segments=segments, judge=judge, chat=chat, model_label=label, cache=cache, scorer=scorer, workers=workers)
         row = {"id": case.id, "scenario": case.scenario, "style": case.style, "stages": {}}
         for s in STAGES:
             p, g = res["stages"][s]["score"], case.gold[s].score
@@ -256,18 +258,20 @@ def run_suites(
         bar = tqdm(total=total, desc="eval", unit="case", file=sys.stderr)
     tick = bar.update if bar else (lambda *a: None)
     chat = label = cache = None
+    workers = 1
     if judge != "deterministic" and any(s.kind == "scoring" for s in suites):
         from evals.judge import JudgeCache
         from mlsd import runtime
 
         chat, label, cache = runtime.chat_model(settings), settings.model_label, JudgeCache(settings.home / "judge-cache")
+        workers = settings.llm_concurrency
     started = time.perf_counter()
     results = {"started_at": time.time(), "judge": judge, "interview_llm": settings.model_label if interview_llm and settings else "none", "suites": {}}
     shared = _Shared(settings, retriever)
     for suite in suites:
         t0 = time.perf_counter()
         if suite.kind == "scoring":
-            res = eval_scoring(suite, judge, chat, label, cache, tick)
+            res = eval_scoring(suite, judge, chat, label, cache, tick, workers)
         elif suite.kind == "retrieval" and suite.corpus is not None:
             res = eval_retrieval(suite, _corpus_retriever(suite, shared.embedder()), tick)
         elif suite.kind == "retrieval":

@@ -124,7 +124,7 @@ def cmd_ask(args) -> int:
 def cmd_score(args) -> int:
     from evals.grading import grade_file, render_table
 
-    s = load_settings()
+    s = load_settings(llm_concurrency=args.jobs)
     result = grade_file(Path(args.file), args.scenario, judge=args.judge, settings=s, samples=args.samples)
     if args.json:
         _print_json(result)
@@ -136,7 +136,7 @@ def cmd_score(args) -> int:
 def cmd_eval(args) -> int:
     from evals.runner import run_eval
 
-    s = load_settings(llm=args.llm)
+    s = load_settings(llm=args.llm, llm_concurrency=args.jobs)
     return run_eval(
         [Path(p) for p in args.suites],
         judge=args.judge,
@@ -183,6 +183,17 @@ def cmd_interviews(args) -> int:
     return 0
 
 
+def _count(text: str) -> int:
+    """A whole number of at least 1 (argparse names the option in its error)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"give a whole number of at least 1, not {text!r}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mlsd", description="Practise ML system design interviews, offline.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -224,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--scenario", required=True)
     sc.add_argument("--json", action="store_true")
     sc.add_argument("--judge", choices=["deterministic", "llm", "ensemble"], default="deterministic")
-    sc.add_argument("--samples", type=int, default=3)
+    sc.add_argument("--samples", type=_count, default=3, help="LLM judge samples per stage (median taken)")
+    sc.add_argument("--jobs", type=_count, metavar="N", help="LLM judge calls side by side to an OpenAI-compatible server (default: MLSD_LLM_CONCURRENCY, 4)")
     sc.set_defaults(fn=cmd_score)
 
     e = sub.add_parser("eval", help="run eval suites and write a report")
@@ -235,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fail-under", action="append", metavar="METRIC=VALUE", help="exit 1 when a metric is below VALUE (qwk, hit@5, ...)")
     e.add_argument("--fail-over", action="append", metavar="METRIC=VALUE", help="exit 1 when a metric is above VALUE (mae, confidence_ece, robust_stuffed_max, ...)")
     e.add_argument("--quiet", action="store_true")
+    e.add_argument("--jobs", type=_count, metavar="N", help="LLM judge calls side by side to an OpenAI-compatible server (default: MLSD_LLM_CONCURRENCY, 4)")
     e.add_argument("--llm", choices=["local", "openai", "none"], help="phrase interview-suite turns with this LLM (default: templates)")
     e.set_defaults(fn=cmd_eval)
 

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     llm_timeout: float = Field(default=60.0, gt=0)
     llm_retries: int = Field(default=2, ge=0, le=10)
     threads: int | None = Field(default=None, ge=1, description="llama.cpp threads; default: all cores")
+    llm_concurrency: int = Field(
+        default=4, ge=1, le=64, description="LLM judge calls sent side by side to an OpenAI-compatible server; the local model runs one at a time"
+    )
 
     @field_validator("openai_base_url")
     @classmethod

@@ -44,6 +44,10 @@ def test_score_table_and_errors(home, tmp_path, capsys):
     assert "unknown scenario" in err and "news-feed" in err
     assert main(["score", str(tmp_path / "nope.md"), "--scenario", "news-feed"]) == 2
     assert "no such file" in capsys.readouterr().err
+    for flag in ("--jobs", "--samples"):  # a count below 1 is refused by name before anything runs
+        with pytest.raises(SystemExit) as exc:
+            main(["score", str(f), "--scenario", "news-feed", flag, "0"])
+        assert exc.value.code == 2 and f"argument {flag}: give a whole number of at least 1" in capsys.readouterr().err
 
 
 def test_eval_writes_report_and_gates_on_thresholds(home, tmp_path, capsys):
