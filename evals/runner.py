@@ -81,6 +81,7 @@ def eval_scoring(
     pred_all, gold_all = [], []
     conf, agreed = [], []  # the deterministic score's confidence, and whether the score matched gold
     per_stage = {s: ([], []) for s in STAGES}
+    graders = ([], [], [])  # where a case has a second grading: first grader, second grader, scorer
     rows, deltas = [], {"headings": [], "stuffed": [], "injected": []}
     scorers: dict[str, TranscriptScorer] = {}  # per scenario: the answer's analysis serves its variants too
     failures = 0
@@ -102,6 +103,9 @@ def eval_scoring(
                 agreed.append(float(p == g))
             per_stage[s][0].append(p)
             per_stage[s][1].append(g)
+            if case.second is not None:
+                for seq, v in zip(graders, (g, case.second[s].score, p)):
+                    seq.append(v)
         rows.append(row)
         if text is not None and judge == "deterministic":
             base = {s: res["stages"][s]["score"] for s in STAGES}
@@ -128,11 +132,24 @@ def eval_scoring(
             **{f"spearman_{s}": metrics.spearman(*per_stage[s]) for s in STAGES},
             **{f"robust_{k}_max": (max(v) if v else 0) for k, v in deltas.items()},
             **({"confidence_brier": metrics.brier(conf, agreed), "confidence_ece": metrics.ece(conf, agreed)} if conf else {}),
+            **_grader_agreement(*graders),
         },
         "confusion": {s: metrics.confusion(*per_stage[s]) for s in STAGES} | {"all": metrics.confusion(pred_all, gold_all)},
         "reliability": metrics.reliability(conf, agreed),  # is a confidence of 0.6 right 60 % of the time?
         "worst": worst,
         "rows": rows,
+    }
+
+
+def _grader_agreement(first: list[int], second: list[int], scorer: list[int]) -> dict[str, float]:
+    """Over the stages graded twice: how far the two graders agree (the ceiling for the scorer),
+    and the scorer against the second grader, whose grades nothing was tuned on."""
+    if not first:
+        return {}
+    return {
+        "graders_qwk": metrics.qwk(first, second),
+        "graders_exact": sum(a == b for a, b in zip(first, second)) / len(first),
+        "qwk_second_grader": metrics.qwk(scorer, second),
     }
 
 

@@ -45,14 +45,18 @@ class ScoringCase(_Case):
     answer: str | None = None
     transcript: list[TurnText] | None = None
     gold: dict[Literal[STAGES], Gold]  # type: ignore[valid-type]
+    # An independent second grading of the same answer (blind to ``gold``): how far two
+    # graders agree is the ceiling to read the scorer's agreement against.
+    second: dict[Literal[STAGES], Gold] | None = None  # type: ignore[valid-type]
 
     @model_validator(mode="after")
     def _one_text(self) -> "ScoringCase":
         if (self.answer is None) == (self.transcript is None):
             raise ValueError("give exactly one of answer or transcript")
-        missing = [s for s in STAGES if s not in self.gold]
-        if missing:
-            raise ValueError(f"gold is missing stages: {', '.join(missing)}")
+        for name, grades in (("gold", self.gold), ("second", self.second or {s: None for s in STAGES})):
+            missing = [s for s in STAGES if s not in grades]
+            if missing:
+                raise ValueError(f"{name} is missing stages: {', '.join(missing)}")
         return self
 
 

@@ -2,7 +2,10 @@
 
 import pytest
 
+from evals import metrics
+from evals.runner import eval_scoring
 from evals.suites import SUITES_DIR, load_suite, shipped_suites
+from knowledge.scenarios import STAGES
 from mlsd.errors import MLSDError
 
 
@@ -59,3 +62,33 @@ def test_unknown_kind_and_yaml_errors(tmp_path):
     g.write_text("kind: scoring\ncases:\n  - id: [unclosed\n")
     with pytest.raises(MLSDError, match=rf"{g}:\d+"):
         load_suite(g)
+
+
+def test_a_second_grading_must_cover_every_stage(tmp_path):
+    gold = "{" + ", ".join(f"{s}: {{score: 1, why: named only}}" for s in STAGES) + "}"
+    f = tmp_path / "s.yaml"
+    f.write_text(f"kind: scoring\nname: x\ncases:\n  - id: a\n    scenario: news-feed\n    answer: hi\n    gold: {gold}\n    second: {{clarify: {{score: 1, why: named only}}}}\n")
+    with pytest.raises(MLSDError) as err:
+        load_suite(f)
+    assert f"{f}:4" in str(err.value) and "second is missing stages: frame" in str(err.value)
+
+
+def test_held_out_answers_are_all_graded_twice():
+    for name in ("gold-test.yaml", "gold-test-writers.yaml"):
+        assert all(c.second is not None for c in load_suite(SUITES_DIR / name).cases), name
+
+
+def test_scoring_suites_report_agreement_between_graders(tmp_path):
+    """graders_qwk compares the two gradings; qwk_second_grader, the scorer against the second."""
+    suite = load_suite(SUITES_DIR / "gold-test.yaml")
+    suite.cases = suite.cases[:6]
+    for c in suite.cases[::2]:  # a third of the stages regraded one point apart
+        c.second = {s: g.model_copy(update={"score": min(4, g.score + 1)}) if i % 3 == 0 else g for i, (s, g) in enumerate(c.gold.items())}
+    m = eval_scoring(suite, "deterministic")["metrics"]
+    first = [c.gold[s].score for c in suite.cases for s in STAGES]
+    second = [c.second[s].score for c in suite.cases for s in STAGES]
+    assert m["graders_exact"] == sum(a == b for a, b in zip(first, second)) / len(first) < 1
+    assert m["graders_qwk"] == pytest.approx(metrics.qwk(first, second)) and m["graders_qwk"] < 1
+    m_same = eval_scoring(suite.model_copy(update={"cases": [c.model_copy(update={"second": c.gold}) for c in suite.cases]}), "deterministic")["metrics"]
+    assert m_same["graders_qwk"] == 1 and m_same["qwk_second_grader"] == pytest.approx(m_same["qwk"])
+    assert "graders_qwk" not in eval_scoring(suite.model_copy(update={"cases": [c.model_copy(update={"second": None}) for c in suite.cases]}), "deterministic")["metrics"]
