@@ -87,13 +87,14 @@ def _ridge(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     return coef, float(my - mx @ coef)
 
 
-def _grades(values: np.ndarray, cuts: Sequence[float], substantive: np.ndarray | None) -> list[int]:
-    """As :meth:`StageModel.score`: cut, then held to the scale's anchors (:func:`evals.scorer.anchored`)."""
+def _grades(values: np.ndarray, cuts: Sequence[float], anchors: tuple[np.ndarray, np.ndarray] | None) -> list[int]:
+    """As :meth:`StageModel.score`: cut, then held to the scale's anchors (:func:`evals.scorer.anchored`);
+    ``anchors``: per row, (a substantive hit, anything present)."""
     raw = [int(g) for g in np.searchsorted(np.asarray(cuts), values, side="right")]
-    return raw if substantive is None else [anchored(g, bool(s)) for g, s in zip(raw, substantive)]
+    return raw if anchors is None else [anchored(g, bool(s), bool(p)) for g, s, p in zip(raw, *anchors)]
 
 
-def _cuts(values: np.ndarray, gold: np.ndarray, substantive: np.ndarray | None) -> tuple[float, float, float, float]:
+def _cuts(values: np.ndarray, gold: np.ndarray, anchors: tuple[np.ndarray, np.ndarray] | None) -> tuple[float, float, float, float]:
     cuts = [0.5, 1.5, 2.5, 3.5]
     for _ in range(3):
         for i in range(4):
@@ -101,30 +102,36 @@ def _cuts(values: np.ndarray, gold: np.ndarray, substantive: np.ndarray | None) 
             hi = cuts[i + 1] if i < 3 else np.inf
             options = [c for c in np.round(np.linspace(cuts[i] - 0.6, cuts[i] + 0.6, 49), 4) if lo <= c <= hi]
             # first best wins: the search is deterministic
-            cuts[i] = max(options, key=lambda c: metrics.qwk(_grades(values, cuts[:i] + [c] + cuts[i + 1 :], substantive), [int(g) for g in gold]))
+            cuts[i] = max(options, key=lambda c: metrics.qwk(_grades(values, cuts[:i] + [c] + cuts[i + 1 :], anchors), [int(g) for g in gold]))
     return tuple(float(c) for c in cuts)
 
 
-def fit(data: Sequence[Row], features: tuple[str, ...] = FEATURES) -> StageModel:
-    """Ridge regression of the gold grades on ``features`` (one per column of ``Row.x``), then the cuts."""
+def fit(data: Sequence[Row], features: tuple[str, ...] = FEATURES, offsets: bool = True) -> StageModel:
+    """Ridge regression of the gold grades on ``features`` (one per column of ``Row.x``) and, with
+    ``offsets``, one indicator per stage (penalised like the features, so a stage's shift is
+    what its rows support), then the cuts."""
     x = np.array([r.x for r in data])
+    stages = [s for s in STAGES if any(r.stage == s for r in data)] if offsets else []
+    design = np.hstack([x, np.array([[float(r.stage == s) for s in stages] for r in data]).reshape(len(data), len(stages))])
     y = np.array([r.gold for r in data], dtype=float)
-    coef, intercept = _ridge(x, y)
+    coef, intercept = _ridge(design, y)
     anchor = "substantive" if "substantive" in features else None
-    substantive = x[:, features.index(anchor)] > 0 if anchor else None
-    cuts = _cuts(x @ coef + intercept, y, substantive)
-    return StageModel(features, tuple(round(float(c), 6) for c in coef), round(intercept, 6), cuts, anchor)
+    anchors = (x[:, features.index(anchor)] > 0, (x > 0).any(axis=1)) if anchor else None
+    cuts = _cuts(design @ coef + intercept, y, anchors)
+    n = len(features)
+    shifts = tuple((s, round(float(c), 6)) for s, c in zip(stages, coef[n:]))
+    return StageModel(features, tuple(round(float(c), 6) for c in coef[:n]), round(intercept, 6), cuts, anchor, shifts)
 
 
 def predict(model: StageModel, data: Sequence[Row]) -> list[int]:
-    return [min(g, r.cap) for r, g in zip(data, (model.score(dict(zip(model.features, r.x)))[0] for r in data))]
+    return [min(model.score(dict(zip(model.features, r.x)), r.stage)[0], r.cap) for r in data]
 
 
 def _scored(model: StageModel, data: Sequence[Row]) -> list[tuple[int, float, bool, bool]]:
     """Per row, as the scorer reports it: (score, depth inside its band, capped by a guard, agrees with gold)."""
     out = []
     for r in data:
-        modelled, depth = model.score(dict(zip(model.features, r.x)))
+        modelled, depth = model.score(dict(zip(model.features, r.x)), r.stage)
         score = min(modelled, r.cap)
         out.append((score, depth if score == modelled else 0.0, r.cap <= 1, score == r.gold))
     return out
@@ -188,6 +195,7 @@ def model_file(model: StageModel, conf: ConfidenceModel, data: Sequence[Row], lo
             "intercept": model.intercept,
             "cuts": list(model.cuts),
             "anchor": model.anchor,
+            "offsets": dict(model.offsets),
         },
         "confidence": {"grade": list(conf.grade), "depth": conf.depth, "capped": conf.capped},
     }

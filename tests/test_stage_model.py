@@ -20,6 +20,8 @@ def test_shipped_model_is_a_refit_of_the_tune_split(tune_rows):
     assert refit.features == shipped.features
     assert np.allclose(refit.coef, shipped.coef, atol=1e-5) and abs(refit.intercept - shipped.intercept) < 1e-5
     assert refit.cuts == shipped.cuts
+    assert [k for k, _ in refit.offsets] == [k for k, _ in shipped.offsets]
+    assert np.allclose([v for _, v in refit.offsets], [v for _, v in shipped.offsets], atol=1e-5)
     conf, shipped_conf = fit.fit_confidence(refit, tune_rows), shipped_confidence()
     assert np.allclose(conf.grade + (conf.depth, conf.capped), shipped_conf.grade + (shipped_conf.depth, shipped_conf.capped), atol=1e-5)
 
@@ -70,6 +72,29 @@ def test_the_scale_anchors_bound_the_model():
     assert m.score({"a": 3.0, "substantive": 0.0})[0] == 1  # nothing substantive: at most "named only"
     assert m.score({"a": 0.0, "substantive": 0.2})[0] == 2  # something substantive: at least "partial"
     assert m.score({"a": 3.0, "substantive": 0.2})[0] == 3
+
+
+def test_an_absent_stage_is_zero_whatever_its_offset():
+    m = StageModel(("a", "substantive"), (1.0, 0.0), 0.8, (0.5, 1.5, 2.5, 3.5), offsets=(("frame", 0.3), ("monitoring", -0.3)))
+    assert m.value({"a": 0.2, "substantive": 0.0}, "frame") == pytest.approx(1.3)
+    assert m.value({"a": 0.2, "substantive": 0.0}, "monitoring") == pytest.approx(0.7)
+    assert m.value({"a": 0.2, "substantive": 0.0}, "data") == pytest.approx(1.0)  # not listed: no shift
+    assert m.score({"a": 0.0, "substantive": 0.0}, "frame")[0] == 0  # nothing there: "absent", not lifted to 1
+    assert m.score({"a": 0.1, "substantive": 0.0}, "frame")[0] == 1
+
+
+def test_fit_recovers_per_stage_offsets():
+    # the same features earn a grade more on "model" than on "data": the fit finds the shift
+    rng = np.random.default_rng(1)
+    rows = []
+    for i, v in enumerate(rng.uniform(0.1, 1, size=600)):
+        stage = ("data", "model")[i % 2]
+        rows.append(fit.Row(f"c{i}", "s", stage, int(np.clip(np.round(3 * v + (stage == "model")), 0, 4)), (float(v),)))
+    model = fit.fit(rows, features=("a",))
+    shift = dict(model.offsets)
+    assert shift["model"] - shift["data"] == pytest.approx(1.0, abs=0.15)
+    assert metrics.qwk(fit.predict(model, rows), [r.gold for r in rows]) > metrics.qwk(
+        fit.predict(fit.fit(rows, ("a",), offsets=False), rows), [r.gold for r in rows])
 
 
 def test_fit_recovers_a_known_linear_rule():
