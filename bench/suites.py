@@ -7,8 +7,10 @@ the same cases with its own fresh retriever (BM25 built before timing): per
 scoring case the scorer on the answer and its three robustness variants (made
 as the runner makes them), per retrieval case the three searches (dense, BM25,
 hybrid), per interview
-case the self-play and its checks.  Every scenario's patterns are compiled
-by a warm-up first.  Goal: <= 15 s.
+case the self-play and its checks, all in this one process (the runner
+scores in a child process beside the other suites, so it can beat its
+reference).  Every scenario's patterns are compiled by a warm-up first.
+Goal: <= 15 s.
 With --quick only the gold-test suite runs (no index needed).
 """
 

@@ -263,9 +263,14 @@ def compare_runs(old: dict, new: dict) -> list[dict]:
 
 
 def run_suites(
-    paths: list[Path], judge: str = "deterministic", settings=None, progress: bool = False, retriever=None, make_deps=None, interview_llm: bool = False
+    paths: list[Path], judge: str = "deterministic", settings=None, progress: bool = False, retriever=None, make_deps=None, interview_llm: bool = False,
+    parallel: bool = True,
 ) -> dict:
-    """Run suites; ``interview_llm`` lets the configured LLM phrase interview turns (default: templates)."""
+    """Run suites; ``interview_llm`` lets the configured LLM phrase interview turns (default: templates).
+
+    With ``parallel``, deterministic scoring suites run in a child process while this
+    one runs the retrieval and interview suites (see :class:`_ScoringProcess`).
+    """
     suites = [load_suite(p) for p in (paths or shipped_suites())]
     total = sum(len(s.cases) for s in suites)
     bar = None
@@ -285,25 +290,93 @@ def run_suites(
     started = time.perf_counter()
     results = {"started_at": time.time(), "judge": judge, "interview_llm": settings.model_label if interview_llm and settings else "none", "suites": {}}
     shared = _Shared(settings, retriever)
-    for suite in suites:
-        t0 = time.perf_counter()
-        if suite.kind == "scoring":
-            res = eval_scoring(suite, judge, chat, label, cache, tick, workers)
-        elif suite.kind == "retrieval" and suite.corpus is not None:
-            res = eval_retrieval(suite, _corpus_retriever(suite, shared.embedder()), tick)
-        elif suite.kind == "retrieval":
-            res = eval_retrieval(suite, shared.retriever(), tick)
-        else:
-            if make_deps is None:
-                make_deps = _default_deps(settings, shared.retriever(), interview_llm)
-            res = eval_interview(suite, make_deps, tick)
-        res["seconds"] = round(time.perf_counter() - t0, 3)
-        res["path"] = str(suite.path)
-        results["suites"][suite.name] = res
+    done: dict[str, dict] = {}
+    # Scoring without an LLM is pure CPU and needs nothing this process holds (no model,
+    # no index): it overlaps the interview and retrieval suites on a second core.
+    aside = [s for s in suites if s.kind == "scoring" and judge == "deterministic"] if parallel else []
+    child = _ScoringProcess(aside, tick) if aside and len(aside) < len(suites) else None
+    try:
+        for suite in suites:
+            if child is not None and suite in aside:
+                continue
+            t0 = time.perf_counter()
+            if suite.kind == "scoring":
+                res = eval_scoring(suite, judge, chat, label, cache, tick, workers)
+            elif suite.kind == "retrieval" and suite.corpus is not None:
+                res = eval_retrieval(suite, _corpus_retriever(suite, shared.embedder()), tick)
+            elif suite.kind == "retrieval":
+                res = eval_retrieval(suite, shared.retriever(), tick)
+            else:
+                if make_deps is None:
+                    make_deps = _default_deps(settings, shared.retriever(), interview_llm)
+                res = eval_interview(suite, make_deps, tick)
+            res["seconds"] = round(time.perf_counter() - t0, 3)
+            res["path"] = str(suite.path)
+            done[suite.name] = res
+        if child is not None:
+            done.update(child.results())
+    finally:
+        if child is not None:
+            child.close()
+    results["suites"] = {s.name: done[s.name] for s in suites}  # in the order asked for
     results["seconds"] = round(time.perf_counter() - started, 3)
     if bar:
         bar.close()
     return results
+
+
+_TICKS = None  # in a scoring child: the queue its ticks go back to the parent through
+
+
+def _child_ticks(queue) -> None:
+    global _TICKS
+    _TICKS = queue
+
+
+def _score_suite_in_child(path: str) -> dict:
+    """A child process's work: one deterministic scoring suite, each case ticked back to the parent."""
+    t0 = time.perf_counter()
+    suite = load_suite(Path(path))
+    res = eval_scoring(suite, "deterministic", tick=lambda: _TICKS.put(1))
+    res["seconds"] = round(time.perf_counter() - t0, 3)
+    res["path"] = str(suite.path)
+    return res
+
+
+class _ScoringProcess:
+    """Deterministic scoring suites in one child process, started at once, read back at the end.
+
+    A fresh interpreter (spawn: nothing inherited, safe beside the embedder's threads);
+    its start-up (about a second of imports) overlaps the parent's own work.  Each
+    scored case comes back through a queue to the parent's progress bar.  Measured by
+    ``make bench`` (bench/suites.py).
+    """
+
+    def __init__(self, suites: list[Suite], tick: Callable[[], None]) -> None:
+        import multiprocessing
+        import threading
+        from concurrent.futures import ProcessPoolExecutor
+
+        ctx = multiprocessing.get_context("spawn")
+        self.ticks = ctx.SimpleQueue()
+        self.pool = ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_child_ticks, initargs=(self.ticks,))
+        self.futures = {s.name: self.pool.submit(_score_suite_in_child, str(s.path)) for s in suites}
+        self.drain = threading.Thread(target=self._forward, args=(tick,), daemon=True)
+        self.drain.start()
+
+    def _forward(self, tick: Callable[[], None]) -> None:
+        while self.ticks.get() is not None:
+            tick()
+
+    def results(self) -> dict[str, dict]:
+        return {name: f.result() for name, f in self.futures.items()}  # a child's error is raised here
+
+    def close(self) -> None:
+        for f in self.futures.values():
+            f.cancel()
+        self.pool.shutdown(wait=True)
+        self.ticks.put(None)
+        self.drain.join()
 
 
 class _Shared:

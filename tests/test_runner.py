@@ -82,3 +82,48 @@ def test_a_given_retriever_is_used_and_its_embedder_shared(tmp_path, counted):
     run_suites([paths["corpus"], paths["interview"], paths["builtin"]], settings=load_settings(llm="none"), retriever=given)
     assert IndexRetriever.made == 1
     assert CountingEmbeddings.used == {id(given.embedder)}
+
+
+def test_scoring_beside_other_suites_runs_in_a_child_with_the_same_results(tmp_path, counted, monkeypatch):
+    """Deterministic scoring suites go to a second process while this one runs the rest: the
+    results are those of a run in one process, in the order asked for, every case ticked."""
+    import multiprocessing
+
+    import evals.runner as runner
+    from evals.suites import SUITES_DIR
+
+    paths = write_suites(tmp_path)
+    order = [SUITES_DIR / "gold-test.yaml", paths["builtin"], paths["interview"]]
+    ticks: list[int] = []
+
+    class Bar:
+        def __init__(self, total, **_):
+            self.total = total
+
+        def update(self, n=1):
+            ticks.append(n)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr("tqdm.tqdm", Bar)
+    children_before = set(multiprocessing.active_children())
+    made = []
+    real = runner._ScoringProcess
+    monkeypatch.setattr(runner, "_ScoringProcess", lambda *a: made.append(1) or real(*a))
+    together = run_suites(order, settings=load_settings(llm="none"), progress=True)
+    assert made == [1] and len(ticks) == 17 + 1 + 1  # the child's cases reached this process's bar
+    alone = run_suites(order, settings=load_settings(llm="none"), parallel=False)
+    assert made == [1]
+    assert list(together["suites"]) == ["gold-test", "builtin", "one-interview"]
+    assert together["suites"]["gold-test"]["rows"] == alone["suites"]["gold-test"]["rows"]
+    assert together["suites"]["gold-test"]["metrics"] == alone["suites"]["gold-test"]["metrics"]
+    assert set(multiprocessing.active_children()) == children_before  # the child is gone
+
+
+def test_scoring_alone_stays_in_this_process(monkeypatch):
+    import evals.runner as runner
+    from evals.suites import SUITES_DIR
+
+    monkeypatch.setattr(runner, "_ScoringProcess", lambda *a: pytest.fail("no other work to overlap: no child"))
+    assert run_suites([SUITES_DIR / "gold-test.yaml"], settings=load_settings(llm="none"))["suites"]["gold-test"]["cases"] == 17
