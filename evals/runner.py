@@ -17,7 +17,7 @@ from pathlib import Path
 from evals import metrics
 from evals.grading import grade, transcript_segments
 from evals.scorer import Segment, TranscriptScorer, combine
-from evals.text import sentences
+from evals.text import sentences, strip_stage_names
 from evals.suites import ScoringCase, Suite, load_suite, shipped_suites
 from knowledge.scenarios import STAGES, load_scenarios
 from mlsd.errors import MLSDError
@@ -52,23 +52,27 @@ def scenario_scorer(scorers: dict[str, TranscriptScorer], scenario_id: str) -> T
 
 
 def robustness_scores(scorers: dict[str, TranscriptScorer], scenario_id: str, text: str) -> dict[str, dict[str, int]]:
-    """Stage scores of the answer with its headings stripped, with buzzwords appended, and with a note to the grader.
+    """Stage scores of the answer with its headings stripped, with its stages' names stripped
+    too, with buzzwords appended, and with a note to the grader.
 
     The appended lines are scored as a paragraph of their own (a piece of text
     after the answer that no window joins to it), so their analysis is made once
     per scenario and the answer's once per answer, through ``scorers`` (one
     :class:`TranscriptScorer` per scenario, kept by the caller for a run).
-    Stripping the headings changes nothing the scorer reads when the scorer
-    skipped those lines already: then the answer's own scores stand.
+    Stripping changes nothing the scorer reads when the scorer skipped those
+    lines and labels already: then the answer's own scores stand.
     """
     scorer = scenario_scorer(scorers, scenario_id)
     answer = scorer.analysis(Segment(text))
+    own = None
     out = {}
     stripped = strip_headings(text)
-    if [s.norm for s in sentences(stripped)] == list(answer.norms):
-        out["headings"] = {s: st.score for s, st in scorer.score([Segment(text)]).stages.items()}
-    else:
-        out["headings"] = {s: st.score for s, st in scorer.score([Segment(stripped)]).stages.items()}
+    for name, variant in (("headings", stripped), ("names", strip_stage_names(stripped))):
+        if [s.norm for s in sentences(variant)] == list(answer.norms):
+            own = own or {s: st.score for s, st in scorer.score([Segment(text)]).stages.items()}
+            out[name] = own
+        else:
+            out[name] = {s: st.score for s, st in scorer.score([Segment(variant)]).stages.items()}
     for name, extra in (("stuffed", STUFFING), ("injected", INJECTED)):
         res = combine(scorer.scenario, [answer, scorer.analysis(Segment(extra, 1))], scorer.others, scorer.cfg)
         out[name] = {s: st.score for s, st in res.stages.items()}
@@ -82,7 +86,7 @@ def eval_scoring(
     conf, agreed = [], []  # the deterministic score's confidence, and whether the score matched gold
     per_stage = {s: ([], []) for s in STAGES}
     graders = ([], [], [])  # where a case has a second grading: first grader, second grader, scorer
-    rows, deltas = [], {"headings": [], "stuffed": [], "injected": []}
+    rows, deltas = [], {"headings": [], "names": [], "stuffed": [], "injected": []}
     scorers: dict[str, TranscriptScorer] = {}  # per scenario: the answer's analysis serves its variants too
     failures = 0
     for case in suite.cases:
@@ -110,7 +114,7 @@ def eval_scoring(
         if text is not None and judge == "deterministic":
             base = {s: res["stages"][s]["score"] for s in STAGES}
             for name, v in robustness_scores(scorers, case.scenario, text).items():
-                deltas[name].append(max(abs(v[s] - base[s]) if name == "headings" else v[s] - base[s] for s in STAGES))
+                deltas[name].append(max(abs(v[s] - base[s]) if name in ("headings", "names") else v[s] - base[s] for s in STAGES))
         tick()
     p_o, r_o = metrics.omission(pred_all, gold_all)
     worst = sorted(

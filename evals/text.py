@@ -16,6 +16,17 @@ _SPACES = re.compile(r"\s+")
 _SENTENCE = re.compile(r"\S.*?(?:[.!?]+(?<!e\.g\.)(?<!i\.e\.)(?<!vs\.)(?<!etc\.)(?=\s|$)|$)", re.I)
 _HEADING = re.compile(r"^\s*(#{1,6}\s+.*|\*\*[^*\n]{1,60}\*\*:?\s*|__[^_\n]{1,60}__:?\s*|[A-Z][A-Za-z /&()-]{0,40}:\s*)$")
 _BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
+# A stage's name used as a label: at the start of a line before its content
+# ("Monitoring: track CTR", "**3. Model.** A two-tower ...", "Evaluation - offline AUC")
+# or as a line of its own ("7. Monitoring").  Skipped like a heading, so an answer
+# scores the same with and without the names of its stages.
+_STAGE_NAME = (
+    r"(?:\*\*|__)?(?:(?:step|stage|part)\s*)?(?:\d+[.)]?\s*)?"
+    r"(?:clarify(?:ing questions?)?|clarifications?|requirements?|frame|framing|problem framing|ml framing|"
+    r"data|model|modell?ing|evaluation|deployment|monitoring)\s*(?:\*\*|__)?"
+)
+STAGE_LABEL = re.compile(_STAGE_NAME + r"\s*(?::|\.|\s[-\u2013\u2014]+)\s*(?:\*\*|__)?\s*(?=\S)", re.I)
+STAGE_NAME_LINE = re.compile(_STAGE_NAME + r"\s*[:.]?\s*(?:\*\*|__)?\s*$", re.I)
 FILLERS = re.compile(r"\b(?:um+|uh+|erm|hmm+|you know|i mean|kind of|sort of|basically|like,)\s*", re.I)
 
 
@@ -138,6 +149,19 @@ def is_heading(line: str) -> bool:
     return bool(_HEADING.match(line)) and len(line.split()) <= 8
 
 
+def strip_stage_names(text: str) -> str:
+    """``text`` without its stages' names used as labels (see :data:`STAGE_LABEL`)."""
+    out = []
+    for line in text.split("\n"):
+        bullet = _BULLET.match(line)
+        start = bullet.end() if bullet else 0
+        if STAGE_NAME_LINE.match(line, start):
+            continue
+        label = STAGE_LABEL.match(line, start)
+        out.append(line[:start] + line[label.end() :] if label else line)
+    return "\n".join(out)
+
+
 def sentences(text: str, turn: int | None = None, offset: int = 0) -> list[Sentence]:
     """Split text into sentences, skipping headings; spans point into ``text``."""
     out: list[Sentence] = []
@@ -149,6 +173,13 @@ def sentences(text: str, turn: int | None = None, offset: int = 0) -> list[Sente
             continue
         bullet = _BULLET.match(line)
         body_start = bullet.end() if bullet else 0
+        if STAGE_NAME_LINE.match(line, body_start):
+            continue
+        label = STAGE_LABEL.match(line, body_start)
+        if label:
+            body_start = label.end()
+            if is_heading(line[body_start:]):  # "Model. Three components:" is a heading once named
+                continue
         for m in _SENTENCE.finditer(line, body_start):
             raw = m.group(0).strip()
             if len(raw) < 2:

@@ -7,7 +7,7 @@ import yaml
 from evals.runner import INJECTED, STUFFING, strip_headings
 from evals.scorer import CLARIFY_CUE, ScorerConfig, Segment, find_pitfalls, is_list_like, match_signal, score_segments, score_text
 from evals.suites import SUITES_DIR
-from evals.text import sentences
+from evals.text import sentences, strip_stage_names
 from knowledge.scenarios import STAGES
 
 GOLD = yaml.safe_load((SUITES_DIR / "gold-tune.yaml").read_text())["cases"]
@@ -28,6 +28,25 @@ def test_headings_do_not_change_scores(scenarios, case):
     a = scores(score_text(sc, case["answer"], others(scenarios, sc.id)))
     b = scores(score_text(sc, strip_headings(case["answer"]), others(scenarios, sc.id)))
     assert all(abs(a[s] - b[s]) <= 0.5 for s in STAGES), (a, b)
+
+
+@pytest.mark.parametrize("case", STRONG, ids=lambda c: c["id"])
+def test_stage_names_do_not_change_scores(scenarios, case):
+    sc = scenarios[case["scenario"]]
+    a = scores(score_text(sc, case["answer"], others(scenarios, sc.id)))
+    b = scores(score_text(sc, strip_stage_names(strip_headings(case["answer"])), others(scenarios, sc.id)))
+    assert all(abs(a[s] - b[s]) <= 0.5 for s in STAGES), (a, b)
+
+
+def test_a_stage_name_as_a_label_is_not_content(scenarios):
+    sc = scenarios["similar-listings"]
+    said = "Check CTR over time and rebuild the index when listings change."
+    for labelled in (f"Monitoring: {said}", f"**7. Monitoring.** {said}", f"- Monitoring - {said}", f"7. Monitoring\n{said}"):
+        assert [x.text for x in sentences(labelled)] == [said]
+        assert scores(score_text(sc, labelled)) == scores(score_text(sc, said))
+    # a sentence that only starts with a stage's word keeps it
+    assert [x.text for x in sentences("Data is logged daily.")] == ["Data is logged daily."]
+    assert [x.text for x in sentences("Model selection comes last: a GBDT.")] == ["Model selection comes last: a GBDT."]
 
 
 @pytest.mark.parametrize("case", STRONG, ids=lambda c: c["id"])
