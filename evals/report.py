@@ -49,7 +49,13 @@ def write_report(results: dict, path: Path) -> None:
         parts.append("<p class=bad>Failed thresholds: " + "; ".join(_e(f) for f in failed) + "</p>")
     for name, res in results["suites"].items():
         parts.append(f"<h2>{_e(name)} <span class=muted>({_e(res['kind'])}, split {_e(res['split'])}, {res['cases']} cases, {res['seconds']:.1f} s)</span></h2>")
-        parts.append(_metrics_table(res["metrics"]))
+        m = res["metrics"]
+        if "graders_qwk" in m:  # the ceiling: how far two graders agree on these answers
+            parts.append(
+                f"<p>Graded twice: the two graders agree at QWK {m['graders_qwk']:.3f} ({m['graders_exact']:.0%} of stage scores equal); "
+                f"the scorer agrees with the first at {m['qwk']:.3f} and with the second at {m['qwk_second_grader']:.3f}.</p>"
+            )
+        parts.append(_metrics_table(m))
         if res["kind"] == "scoring":
             parts.append("<h3>Confusion matrices</h3>")
             parts.append("".join(_confusion(s, res["confusion"][s]) for s in (*STAGES, "all")))

@@ -79,12 +79,15 @@ def test_held_out_answers_are_all_graded_twice():
 
 
 def test_scoring_suites_report_agreement_between_graders(tmp_path):
+    from evals.report import write_report
+
     """graders_qwk compares the two gradings; qwk_second_grader, the scorer against the second."""
     suite = load_suite(SUITES_DIR / "gold-test.yaml")
     suite.cases = suite.cases[:6]
     for c in suite.cases[::2]:  # a third of the stages regraded one point apart
         c.second = {s: g.model_copy(update={"score": min(4, g.score + 1)}) if i % 3 == 0 else g for i, (s, g) in enumerate(c.gold.items())}
-    m = eval_scoring(suite, "deterministic")["metrics"]
+    res = eval_scoring(suite, "deterministic")
+    m = res["metrics"]
     first = [c.gold[s].score for c in suite.cases for s in STAGES]
     second = [c.second[s].score for c in suite.cases for s in STAGES]
     assert m["graders_exact"] == sum(a == b for a, b in zip(first, second)) / len(first) < 1
@@ -92,3 +95,7 @@ def test_scoring_suites_report_agreement_between_graders(tmp_path):
     m_same = eval_scoring(suite.model_copy(update={"cases": [c.model_copy(update={"second": c.gold}) for c in suite.cases]}), "deterministic")["metrics"]
     assert m_same["graders_qwk"] == 1 and m_same["qwk_second_grader"] == pytest.approx(m_same["qwk"])
     assert "graders_qwk" not in eval_scoring(suite.model_copy(update={"cases": [c.model_copy(update={"second": None}) for c in suite.cases]}), "deterministic")["metrics"]
+    res.update(seconds=0.1, path="x")
+    write_report({"judge": "deterministic", "seconds": 0.1, "suites": {"gold-test": res}}, tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text()
+    assert f"the two graders agree at QWK {m['graders_qwk']:.3f}" in html and f"with the second at {m['qwk_second_grader']:.3f}" in html
