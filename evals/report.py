@@ -53,7 +53,7 @@ def write_report(results: dict, path: Path) -> None:
         if "graders_qwk" in m:  # the ceiling: how far two graders agree on these answers
             parts.append(
                 f"<p>Graded twice: the two graders agree at QWK {m['graders_qwk']:.3f} ({m['graders_exact']:.0%} of stage scores equal); "
-                f"the scorer agrees with the first at {m['qwk']:.3f} and with the second at {m['qwk_second_grader']:.3f}.</p>"
+                f"this run agrees with the first at {m['qwk']:.3f} and with the second at {m['qwk_second_grader']:.3f}.</p>"
             )
         parts.append(_metrics_table(m))
         if res["kind"] == "scoring":

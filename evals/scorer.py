@@ -161,7 +161,7 @@ class StageModel:
         v = self.value(feats, stage)
         grade = bisect.bisect_right(self.cuts, v)
         if self.anchor:
-            grade = anchored(grade, feats[self.anchor] > 0, any(v > 0 for v in feats.values()))
+            grade = anchored(grade, feats[self.anchor] > 0, any(x > 0 for x in feats.values()))
         return grade, self.depth(v, grade)
 
     def depth(self, value: float, grade: int) -> float:
