@@ -80,7 +80,7 @@ def robustness_scores(scorers: dict[str, TranscriptScorer], scenario_id: str, te
 
 
 def eval_scoring(
-    suite: Suite, judge: str, chat=None, label: str = "", cache=None, tick: Callable[[], None] = lambda: None, workers: int = 1
+    suite: Suite, judge: str, chat=None, label: str = "", cache=None, tick: Callable[[], None] = lambda: None, workers: int = 1, samples: int = 3
 ) -> dict:
     pred_all, gold_all = [], []
     conf, agreed = [], []  # the deterministic score's confidence, and whether the score matched gold
@@ -92,7 +92,7 @@ def eval_scoring(
     for case in suite.cases:
         segments, text = case_segments(case)
         scorer = scenario_scorer(scorers, case.scenario)  # suites hold valid scenario ids (checked on load)
-        res = grade(case.scenario, text=text, segments=segments, judge=judge, chat=chat, model_label=label, cache=cache, scorer=scorer, workers=workers)
+        res = grade(case.scenario, text=text, segments=segments, judge=judge, chat=chat, model_label=label, cache=cache, scorer=scorer, workers=workers, samples=samples)
         row = {"id": case.id, "scenario": case.scenario, "style": case.style, "stages": {}}
         for s in STAGES:
             p, g = res["stages"][s]["score"], case.gold[s].score
@@ -268,12 +268,13 @@ def compare_runs(old: dict, new: dict) -> list[dict]:
 
 def run_suites(
     paths: list[Path], judge: str = "deterministic", settings=None, progress: bool = False, retriever=None, make_deps=None, interview_llm: bool = False,
-    parallel: bool = True,
+    parallel: bool = True, samples: int = 3,
 ) -> dict:
     """Run suites; ``interview_llm`` lets the configured LLM phrase interview turns (default: templates).
 
     With ``parallel``, deterministic scoring suites run in a child process while this
     one runs the retrieval and interview suites (see :class:`_ScoringProcess`).
+    ``samples``: LLM judge samples per stage (the median is taken).
     """
     suites = [load_suite(p) for p in (paths or shipped_suites())]
     total = sum(len(s.cases) for s in suites)
@@ -292,7 +293,7 @@ def run_suites(
         chat, label, cache = runtime.chat_model(settings), settings.model_label, JudgeCache(settings.home / "judge-cache")
         workers = settings.llm_concurrency
     started = time.perf_counter()
-    results = {"started_at": time.time(), "judge": judge, "interview_llm": settings.model_label if interview_llm and settings else "none", "suites": {}}
+    results = {"started_at": time.time(), "judge": judge, "judge_samples": samples if judge != "deterministic" else 0, "interview_llm": settings.model_label if interview_llm and settings else "none", "suites": {}}
     shared = _Shared(settings, retriever)
     done: dict[str, dict] = {}
     # Scoring without an LLM is pure CPU and needs nothing this process holds (no model,
@@ -305,7 +306,7 @@ def run_suites(
                 continue
             t0 = time.perf_counter()
             if suite.kind == "scoring":
-                res = eval_scoring(suite, judge, chat, label, cache, tick, workers)
+                res = eval_scoring(suite, judge, chat, label, cache, tick, workers, samples)
             elif suite.kind == "retrieval" and suite.corpus is not None:
                 res = eval_retrieval(suite, _corpus_retriever(suite, shared.embedder()), tick)
             elif suite.kind == "retrieval":
@@ -455,10 +456,10 @@ def summary_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def run_eval(paths, judge, report_dir, compare, fail_under, settings, progress=True, interview_llm=False, fail_over=()) -> int:
+def run_eval(paths, judge, report_dir, compare, fail_under, settings, progress=True, interview_llm=False, fail_over=(), samples=3) -> int:
     thresholds = parse_thresholds(fail_under)
     ceilings = parse_thresholds(list(fail_over), "--fail-over")
-    results = run_suites(paths, judge, settings, progress, interview_llm=interview_llm)
+    results = run_suites(paths, judge, settings, progress, interview_llm=interview_llm, samples=samples)
     if compare:
         try:
             old = json.loads((Path(compare) / "results.json").read_text())

@@ -147,6 +147,7 @@ def cmd_eval(args) -> int:
         settings=s,
         progress=not args.quiet,
         interview_llm=args.llm not in (None, "none"),
+        samples=args.samples,
     )
 
 
@@ -247,6 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--fail-under", action="append", metavar="METRIC=VALUE", help="exit 1 when a metric is below VALUE (qwk, hit@5, ...)")
     e.add_argument("--fail-over", action="append", metavar="METRIC=VALUE", help="exit 1 when a metric is above VALUE (mae, confidence_ece, robust_stuffed_max, ...)")
     e.add_argument("--quiet", action="store_true")
+    e.add_argument("--samples", type=_count, default=3, help="LLM judge samples per stage (median taken)")
     e.add_argument("--jobs", type=_count, metavar="N", help="LLM judge calls side by side to an OpenAI-compatible server (default: MLSD_LLM_CONCURRENCY, 4)")
     e.add_argument("--llm", choices=["local", "openai", "none"], help="phrase interview-suite turns with this LLM (default: templates)")
     e.set_defaults(fn=cmd_eval)

@@ -5,6 +5,7 @@ import threading
 import time
 
 import pytest
+import yaml
 
 from tests.fakes import LoopbackOpenAI
 
@@ -110,3 +111,20 @@ def test_judge_calls_to_a_server_go_side_by_side_and_land_on_their_stage(scenari
 class _NoCalls:
     def invoke(self, *_args, **_kwargs):
         raise AssertionError("the cache should have answered")
+
+
+def test_eval_runs_the_llm_judge_with_the_samples_asked_for(tmp_path, scenarios):
+    from evals.runner import run_suites
+
+    gold = {s: {"score": 2, "why": "partial"} for s in STAGES}
+    suite = tmp_path / "one.yaml"
+    suite.write_text(yaml.safe_dump({"kind": "scoring", "name": "one", "cases": [{"id": "a", "scenario": "ad-click-prediction", "answer": ANSWER, "gold": gold}]}))
+    fake = _StageScoringOpenAI(hold_for=1)
+    try:
+        settings = load_settings(llm="openai", openai_base_url=fake.base_url, openai_api_key="sk-test", llm_retries=0, home=tmp_path / "home")
+        res = run_suites([suite], judge="llm", settings=settings, samples=2)
+    finally:
+        fake.close()
+    assert len(fake.requests) == 2 * len(STAGES) and res["judge_samples"] == 2
+    row = res["suites"]["one"]["rows"][0]["stages"]
+    assert [row[s]["pred"] for s in STAGES] == [i % 5 for i in range(len(STAGES))]
