@@ -15,7 +15,7 @@ from typing import Annotated, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from knowledge.scenarios import SCENARIO_IDS, STAGES
+from knowledge.scenarios import SCENARIO_IDS, STAGES, YAML_LOADER
 from mlsd.errors import MLSDError
 
 SUITES_DIR = Path(__file__).parent / "suites"
@@ -119,9 +119,6 @@ def _errors(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'case'}: {e['msg']}" for e in exc.errors()[:5])
 
 
-# libyaml's parser where PyYAML has it (the pure-Python one took 2.8 s over the shipped suites)
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 
 def _compose(text: str) -> tuple[yaml.Node | None, object]:
     """The node tree (for case line numbers) and the data built from it, in one parse.
@@ -130,7 +127,7 @@ def _compose(text: str) -> tuple[yaml.Node | None, object]:
     into gigabytes: an alias is a node met twice in the tree, refused before
     anything is built from it.
     """
-    loader = _LOADER(text)
+    loader = YAML_LOADER(text)
     try:
         root = loader.get_single_node()
         seen: set[int] = set()

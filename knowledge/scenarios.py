@@ -180,14 +180,15 @@ def _format_error(path: Path, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
-# libyaml's safe loader where PyYAML has it: the pure-Python one took 1.2 s over the ten cards, 0.2 s here
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# libyaml's safe loader where PyYAML has it: the pure-Python one took 1.2 s over the ten cards,
+# 0.2 s here (and 2.8 s over the shipped suites, which evals.suites reads with it too)
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def load_card(path: Path) -> Scenario:
     """Parse and validate one card, or raise MLSDError naming file and field."""
     try:
-        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LOADER)  # noqa: S506 (a safe loader)
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=YAML_LOADER)  # noqa: S506 (a safe loader)
     except (OSError, UnicodeDecodeError) as exc:
         raise MLSDError(f"{path}: cannot read scenario card ({exc})") from exc
     except yaml.YAMLError as exc:
