@@ -121,10 +121,25 @@ def cmd_ask(args) -> int:
 
 
 # --- scoring and evals ----------------------------------------------------------------------
+# Measured on gold-test (17 answers, one sample per stage): the packaged model as judge
+# scored QWK 0.06 against the gold (it gives 3 to almost every stage), the ensemble 0.52,
+# the deterministic scorer 0.76.
+LOCAL_JUDGE_NOTE = (
+    "note: the packaged local model grades close to chance as a judge (QWK 0.06 on gold-test, where the "
+    "deterministic scorer reaches 0.76); point MLSD_LLM=openai at a bigger model for --judge llm or ensemble"
+)
+
+
+def _judge_note(judge: str, settings) -> None:
+    if judge != "deterministic" and settings.llm == "local":
+        print(LOCAL_JUDGE_NOTE, file=sys.stderr)
+
+
 def cmd_score(args) -> int:
     from evals.grading import grade_file, render_table
 
     s = load_settings(llm_concurrency=args.jobs)
+    _judge_note(args.judge, s)
     result = grade_file(Path(args.file), args.scenario, judge=args.judge, settings=s, samples=args.samples)
     if args.json:
         _print_json(result)
@@ -137,6 +152,7 @@ def cmd_eval(args) -> int:
     from evals.runner import run_eval
 
     s = load_settings(llm=args.llm, llm_concurrency=args.jobs)
+    _judge_note(args.judge, s)
     return run_eval(
         [Path(p) for p in args.suites],
         judge=args.judge,

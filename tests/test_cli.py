@@ -116,3 +116,14 @@ def test_ingest_search_ask_as_real_subprocesses(tmp_path):
     assert out["grounded"] and out["citations"][0]["source"].endswith("mine.md")
     r = subprocess.run(mlsd + ["ingest", str(tmp_path / "missing")], env=env, capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert r.returncode == 1 and "missing" in r.stderr
+
+
+def test_asking_the_local_model_to_judge_says_how_it_measured(capsys):
+    from mlsd.cli import _judge_note
+    from mlsd.settings import load_settings
+
+    _judge_note("llm", load_settings(llm="local"))
+    assert "close to chance" in capsys.readouterr().err
+    _judge_note("deterministic", load_settings(llm="local"))
+    _judge_note("ensemble", load_settings(llm="openai", openai_api_key="sk-test"))
+    assert capsys.readouterr().err == ""
