@@ -124,7 +124,7 @@ def fit(data: Sequence[Row], features: tuple[str, ...] = FEATURES, offsets: bool
 
 
 def predict(model: StageModel, data: Sequence[Row]) -> list[int]:
-    return [min(model.score(dict(zip(model.features, r.x)), r.stage)[0], r.cap) for r in data]
+    return [score for score, *_ in _scored(model, data)]
 
 
 def _scored(model: StageModel, data: Sequence[Row]) -> list[tuple[int, float, bool, bool]]:

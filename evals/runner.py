@@ -304,19 +304,16 @@ def run_suites(
         for suite in suites:
             if child is not None and suite in aside:
                 continue
-            t0 = time.perf_counter()
             if suite.kind == "scoring":
-                res = eval_scoring(suite, judge, chat, label, cache, tick, workers, samples)
+                res = _timed(suite, lambda: eval_scoring(suite, judge, chat, label, cache, tick, workers, samples))
             elif suite.kind == "retrieval" and suite.corpus is not None:
-                res = eval_retrieval(suite, _corpus_retriever(suite, shared.embedder()), tick)
+                res = _timed(suite, lambda: eval_retrieval(suite, _corpus_retriever(suite, shared.embedder()), tick))
             elif suite.kind == "retrieval":
-                res = eval_retrieval(suite, shared.retriever(), tick)
+                res = _timed(suite, lambda: eval_retrieval(suite, shared.retriever(), tick))
             else:
                 if make_deps is None:
                     make_deps = _default_deps(settings, shared.retriever(), interview_llm)
-                res = eval_interview(suite, make_deps, tick)
-            res["seconds"] = round(time.perf_counter() - t0, 3)
-            res["path"] = str(suite.path)
+                res = _timed(suite, lambda: eval_interview(suite, make_deps, tick))
             done[suite.name] = res
         if child is not None:
             done.update(child.results())
@@ -338,14 +335,18 @@ def _child_ticks(queue) -> None:
     _TICKS = queue
 
 
-def _score_suite_in_child(path: str) -> dict:
-    """A child process's work: one deterministic scoring suite, each case ticked back to the parent."""
+def _timed(suite: Suite, work: Callable[[], dict]) -> dict:
+    """A suite's result, with how long it took and where the suite came from."""
     t0 = time.perf_counter()
-    suite = load_suite(Path(path))
-    res = eval_scoring(suite, "deterministic", tick=lambda: _TICKS.put(1))
+    res = work()
     res["seconds"] = round(time.perf_counter() - t0, 3)
     res["path"] = str(suite.path)
     return res
+
+
+def _score_suite_in_child(suite: Suite) -> dict:
+    """A child process's work: one deterministic scoring suite, each case ticked back to the parent."""
+    return _timed(suite, lambda: eval_scoring(suite, "deterministic", tick=lambda: _TICKS.put(1)))
 
 
 class _ScoringProcess:
@@ -365,7 +366,7 @@ class _ScoringProcess:
         ctx = multiprocessing.get_context("spawn")
         self.ticks = ctx.SimpleQueue()
         self.pool = ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_child_ticks, initargs=(self.ticks,))
-        self.futures = {s.name: self.pool.submit(_score_suite_in_child, str(s.path)) for s in suites}
+        self.futures = {s.name: self.pool.submit(_score_suite_in_child, s) for s in suites}  # loaded once, here
         self.drain = threading.Thread(target=self._forward, args=(tick,), daemon=True)
         self.drain.start()
 

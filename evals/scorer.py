@@ -14,14 +14,16 @@ How a stage is scored, in short:
 * the stage score comes from a few features of the stage's hits (the
   weighted share of signals touched, hit substantively and hit specifically,
   the number of sentences that carry them, whether the stage is named) through
-  a linear model with four cut points, fitted on the gold tune split
-  (``evals/stage_model.yaml``, refitted by ``python -m evals.fit --write``),
-  and bounded by the scale: no substantive hit, at most 1; one, at least 2.
-Guards, each visible in the result's flags: headings are ignored (so stage
-names cannot earn points), instructions addressed to the grader are dropped,
-list-like keyword stuffing can at most name a stage, and an answer written for a
-different scenario, or tied to no product at all, is capped at 1 (0 for
-clarifying and framing, when it is another scenario's: see :func:`stage_ceiling`).
+  a linear model with a shift per stage and four cut points, fitted on the
+  gold tune split (``evals/stage_model.yaml``, refitted by
+  ``python -m evals.fit --write``), and bounded by the scale: nothing there,
+  0; no substantive hit, at most 1; one, at least 2.
+Guards, each visible in the result's flags: headings and the stages' names used
+as labels are ignored (so stage names cannot earn points), instructions
+addressed to the grader are dropped, list-like keyword stuffing can at most
+name a stage, and an answer written for a different scenario, or tied to no
+product at all, is capped at 1 (0 for clarifying and framing, when it is
+another scenario's: see :func:`stage_ceiling`).
 It does not judge prose quality or correctness beyond the card's signals;
 the optional LLM judge (``evals.judge``) does that.
 """

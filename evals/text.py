@@ -149,16 +149,24 @@ def is_heading(line: str) -> bool:
     return bool(_HEADING.match(line)) and len(line.split()) <= 8
 
 
+def _text_span(line: str) -> tuple[int, int] | None:
+    """Where a line's text starts after any bullet, and after a stage's name used as its
+    label too; None for a line that is only a stage's name."""
+    bullet = _BULLET.match(line)
+    start = bullet.end() if bullet else 0
+    if STAGE_NAME_LINE.match(line, start):
+        return None
+    label = STAGE_LABEL.match(line, start)
+    return start, label.end() if label else start
+
+
 def strip_stage_names(text: str) -> str:
     """``text`` without its stages' names used as labels (see :data:`STAGE_LABEL`)."""
     out = []
     for line in text.split("\n"):
-        bullet = _BULLET.match(line)
-        start = bullet.end() if bullet else 0
-        if STAGE_NAME_LINE.match(line, start):
-            continue
-        label = STAGE_LABEL.match(line, start)
-        out.append(line[:start] + line[label.end() :] if label else line)
+        span = _text_span(line)
+        if span is not None:
+            out.append(line[: span[0]] + line[span[1] :])
     return "\n".join(out)
 
 
@@ -171,15 +179,12 @@ def sentences(text: str, turn: int | None = None, offset: int = 0) -> list[Sente
         pos += len(line) + 1
         if not line.strip() or is_heading(line):
             continue
-        bullet = _BULLET.match(line)
-        body_start = bullet.end() if bullet else 0
-        if STAGE_NAME_LINE.match(line, body_start):
+        span = _text_span(line)
+        if span is None:
             continue
-        label = STAGE_LABEL.match(line, body_start)
-        if label:
-            body_start = label.end()
-            if is_heading(line[body_start:]):  # "Model. Three components:" is a heading once named
-                continue
+        after_bullet, body_start = span
+        if body_start > after_bullet and is_heading(line[body_start:]):  # "Model. Three components:" is a heading once named
+            continue
         for m in _SENTENCE.finditer(line, body_start):
             raw = m.group(0).strip()
             if len(raw) < 2:
