@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evals.scorer import Segment, TranscriptScorer, score_segments
+from evals.scorer import ScorerConfig, Segment, TranscriptScorer, score_segments, stage_ceiling, without_grader_notes
 from knowledge.scenarios import STAGES, load_scenarios
 from mlsd.errors import MLSDError
 
@@ -54,17 +54,24 @@ def grade(
         segments = [Segment(text)]
     scenario = scenarios[scenario_id]
     others = {k: v for k, v in scenarios.items() if k != scenario_id}
-    det = (scorer.score(segments) if scorer is not None else score_segments(scenario, segments, others)).to_dict()
+    result = scorer.score(segments) if scorer is not None else score_segments(scenario, segments, others)
+    det = result.to_dict()
     det["judge"] = "deterministic"
     if judge == "deterministic":
         return det
     if chat is None:
         raise MLSDError("--judge llm needs an LLM: set MLSD_LLM=local (the default) or MLSD_LLM=openai")
-    from evals.judge import judge_answer
+    from evals.judge import ANSWER_CHARS, judge_answer, stage_passages
 
-    answer = "\n\n".join(s.text for s in segments)
-    judged = judge_answer(chat, model_label, scenario, answer, samples, cache, workers)
+    # The judge reads what the scorer reads: no note to the grader; past one prompt's worth,
+    # each stage's own passages rather than the answer's opening.
+    answer = "\n\n".join(without_grader_notes(s.text).strip() for s in segments)
+    passages = stage_passages(scenario, segments, result) if len(answer) > ANSWER_CHARS else None
+    judged = judge_answer(chat, model_label, scenario, answer, samples, cache, workers, passages)
     out = {"scenario": scenario_id, "judge": judge, "stages": {}, "flags": det["flags"], "judge_failures": {}}
+    if passages:
+        out["judge_read"] = "passages"
+    pitfall_cap = (scorer.cfg if scorer is not None else ScorerConfig()).pitfall_cap
     for s in STAGES:
         d = det["stages"][s]
         j = judged[s]
@@ -72,12 +79,17 @@ def grade(
             out["judge_failures"][s] = j.failures
         entry = dict(d)
         entry["llm"] = {"score": j.score, "samples": j.samples, "spread": j.spread, "evidence": j.evidence, "failures": len(j.failures)}
+        # The guards bound every judge: a keyword list, an answer to another question or a
+        # pitfall claim caps the judge's score as it caps the scorer's.
+        ceiling = stage_ceiling(s, det["flags"], bool(d["pitfalls"]), pitfall_cap)
+        llm = None if j.score is None else min(j.score, ceiling)
+        if llm is not None and llm < j.score:
+            entry["llm"]["ceiling"] = ceiling
         if judge == "llm":
-            entry["score"] = j.score  # None when the judge failed: reported, never a 0
-        else:  # ensemble: the mean, rounded toward the deterministic score
-            if j.score is not None:
-                mean = (d["score"] + j.score) / 2
-                entry["score"] = int(mean) if d["score"] < j.score else -int(-mean)
+            entry["score"] = llm  # None when the judge failed: reported, never a 0
+        elif llm is not None:  # ensemble: the mean, rounded toward the deterministic score
+            mean = (d["score"] + llm) / 2
+            entry["score"] = int(mean) if d["score"] < llm else -int(-mean)
         out["stages"][s] = entry
     valid = [out["stages"][s]["score"] for s in STAGES if out["stages"][s]["score"] is not None]
     weights = {s: sum(x.weight for x in scenario.signals[s]) for s in STAGES}
@@ -121,6 +133,11 @@ def render_table(result: dict) -> str:
         lines.append("agree: the chance a calibrated human grader gives the same score (measured on the gold tune answers)")
     if result.get("flags"):
         lines.append("flags: " + ", ".join(result["flags"]))
+    if result.get("judge_read") == "passages":
+        lines.append("the judge read each stage's own passages: the answer is longer than one judge prompt")
+    capped = [s for s, d in result["stages"].items() if "ceiling" in d.get("llm", {})]
+    if capped:
+        lines.append("the judge's score held to the guards' ceiling: " + ", ".join(capped))
     if result.get("judge_failures"):
         lines.append("judge failures (not scored): " + ", ".join(result["judge_failures"]))
     return "\n".join(lines)

@@ -20,9 +20,11 @@ from pydantic import BaseModel, Field
 
 import prompts
 from agents.llm import LLMError, is_local, structured
+from evals.scorer import STAGE_WORDS, ScoreResult, Segment, candidate_sentences
 from knowledge.scenarios import CARDS_DIR, STAGES, Scenario
 
-ANSWER_CHARS = 6000
+ANSWER_CHARS = 6000  # of the answer in one judge prompt: with the rubric, well inside the local model's 4,096 tokens
+GAP = " [...] "
 
 
 class StageJudgement(BaseModel):
@@ -72,6 +74,49 @@ class JudgeCache:
             tmp = p.with_suffix(".tmp")
             tmp.write_text(json.dumps(value))
             tmp.replace(p)
+
+
+def stage_passages(scenario: Scenario, segments: list[Segment], result: ScoreResult, budget: int = ANSWER_CHARS) -> dict[str, str]:
+    """For an answer too long for one judge prompt, what each stage's judge reads instead.
+
+    The stage's own passages: the sentences of the scorer's hits on its signals,
+    best hits first, and the sentences that name the stage, each with the sentence
+    before and after it, up to ``budget`` characters, in the answer's order, with
+    ``[...]`` where text was left out.  A stage with nothing of its own gets the
+    answer's opening, as a prompt cut at the budget would.  Sentences addressed
+    to the grader are never among them.
+    """
+    sents, _ = candidate_sentences(segments)
+    where = {(s.turn, s.start): i for i, s in enumerate(sents)}
+    out = {}
+    for stage in STAGES:
+        hits = sorted(
+            (h for sid, h in result.hits.items() if scenario.stage_of(sid) == stage), key=lambda h: (-h.quality, h.evidence.turn or 0, h.evidence.start)
+        )
+        ranked = [where[(h.evidence.turn, h.evidence.start)] for h in hits if (h.evidence.turn, h.evidence.start) in where]
+        ranked += [i for i, s in enumerate(sents) if STAGE_WORDS[stage].search(s.norm)]
+        chosen: set[int] = set()
+        used = 0
+        for i in ranked:
+            around = [j for j in (i - 1, i, i + 1) if 0 <= j < len(sents) and j not in chosen and sents[j].turn == sents[i].turn]
+            for take in (around, [i] if i in around else []):  # with its neighbours if they fit, else alone
+                cost = sum(len(sents[j].text) + len(GAP) for j in take)
+                if take and used + cost <= budget:
+                    chosen.update(take)
+                    used += cost
+                    break
+        if not chosen:
+            opening = " ".join(s.text for s in sents)
+            out[stage] = opening[:budget]
+            continue
+        parts, last = [], None
+        for i in sorted(chosen):
+            if last is not None:
+                parts.append(" " if i == last + 1 else GAP)
+            parts.append(sents[i].text)
+            last = i
+        out[stage] = ("" if min(chosen) == 0 else GAP.lstrip()) + "".join(parts) + ("" if max(chosen) == len(sents) - 1 else GAP.rstrip())
+    return out
 
 
 Outcome = tuple[int | None, str, str]  # one sample: (score or None, evidence, failure message)
@@ -125,12 +170,14 @@ def judge_stage(
     return _collect(stage, [_sample(chat, messages, key, cache) for key in keys])
 
 
-def judge_answer(chat, model_label, scenario, answer, samples=3, cache=None, workers: int = 1) -> dict[str, JudgedStage]:
-    """Every stage judged.  With ``workers`` > 1 the stage x sample calls go to the server
+def judge_answer(
+    chat, model_label, scenario, answer, samples=3, cache=None, workers: int = 1, passages: dict[str, str] | None = None
+) -> dict[str, JudgedStage]:
+    """Every stage judged, on ``answer``, or per stage on its ``passages`` (:func:`stage_passages`).  With ``workers`` > 1 the stage x sample calls go to the server
     side by side (an OpenAI-compatible server serves requests in parallel); the in-process
     model runs one generation at a time, so it is called in order, stage by stage, which
     keeps llama.cpp's prompt cache warm across the seven calls that share the answer."""
-    plan = {s: _calls(model_label, scenario, s, answer, samples) for s in STAGES}
+    plan = {s: _calls(model_label, scenario, s, (passages or {}).get(s, answer), samples) for s in STAGES}
     calls = [(s, messages, key) for s, (messages, keys) in plan.items() for key in keys]
     if workers > 1 and not is_local(chat) and len(calls) > 1:
         with ThreadPoolExecutor(max_workers=min(workers, len(calls)), thread_name_prefix="judge") as pool:

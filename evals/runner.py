@@ -134,7 +134,8 @@ def eval_scoring(
             "judge_failures": failures,
             **{f"qwk_{s}": metrics.qwk(*per_stage[s]) for s in STAGES},
             **{f"spearman_{s}": metrics.spearman(*per_stage[s]) for s in STAGES},
-            **{f"robust_{k}_max": (max(v) if v else 0) for k, v in deltas.items()},
+            # measured on plain answers with the deterministic scorer; absent where nothing was measured
+            **{f"robust_{k}_max": max(v) for k, v in deltas.items() if v},
             **({"confidence_brier": metrics.brier(conf, agreed), "confidence_ece": metrics.ece(conf, agreed)} if conf else {}),
             **_grader_agreement(*graders),
         },
@@ -248,7 +249,10 @@ def check_thresholds(results: dict, thresholds: list[tuple[str, float]], over: b
                 if got != got or (got > value if over else got < value):  # nan fails too
                     failed.append(f"{sname}/{metric} = {got:.3f} {'>' if over else '<'} {value}")
         if not matched:
-            failed.append(f"{name}: no suite reports this metric")
+            why = "no suite reports this metric"
+            if metric.startswith("robust_"):
+                why += " (robustness is measured on plain answers, with --judge deterministic)"
+            failed.append(f"{name}: {why}")
     return failed
 
 

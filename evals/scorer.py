@@ -441,6 +441,22 @@ def candidate_sentences(segments: Sequence[Segment]) -> tuple[list[Sentence], li
     return out, flags
 
 
+def without_grader_notes(text: str) -> str:
+    """``text`` without the sentences addressed to the grader (those :func:`candidate_sentences`
+    drops), cut out where they stand: the LLM judge reads what the scorer reads, so a note
+    asking for full marks reaches neither."""
+    notes = [s for s in sentences(text) if is_injection(s)]
+    if not notes:
+        return text
+    out, pos = [], 0
+    for s in notes:
+        out.append(text[pos : s.start])
+        pos = s.end
+    kept = "".join(out) + text[pos:]
+    # a line that held nothing but notes goes with them
+    return "\n".join(line for line, was in zip(kept.split("\n"), text.split("\n")) if line.strip() or not was.strip())
+
+
 def _affinity(scenarios: dict[str, Scenario], parts: Sequence["Analysis"]) -> dict[str, float]:
     """Share of each scenario's product vocabulary the text of ``parts`` uses (a term counts within one sentence)."""
     out = {}
