@@ -2,7 +2,8 @@
 
 The deterministic scorer finds rubric signals in an answer; how those hits add
 up to a 0-4 stage score is a small linear model (:class:`evals.scorer.StageModel`)
-over :func:`evals.scorer.stage_features`, cut into five grades.  This module
+over :func:`evals.scorer.stage_features` and the other stages' substance
+(``elsewhere``), cut into five grades.  This module
 fits it: ridge regression on every (answer, stage) of the tune split, then the
 four cut points, each moved in turn to the value that maximises quadratic
 weighted kappa.  Answers the guards cap (off topic, keyword lists, no product)
@@ -38,6 +39,7 @@ from evals import metrics
 from evals.runner import case_segments
 from evals.scorer import (
     STAGE_MODEL_PATH,
+    CONTEXT_FEATURES,
     ConfidenceModel,
     ScorerConfig,
     Segment,
@@ -49,7 +51,7 @@ from evals.scorer import (
 from evals.suites import SUITES_DIR, ScoringCase, load_suite
 from knowledge.scenarios import STAGES, load_scenarios
 
-FEATURES = ("touched", "substantive", "specific", "sentences", "named")
+FEATURES = ("touched", "substantive", "specific", "sentences", "named", "elsewhere")
 ALPHA = 1.0  # ridge penalty; the intercept is not penalised
 TUNE = SUITES_DIR / "gold-tune.yaml"
 
@@ -116,7 +118,8 @@ def fit(data: Sequence[Row], features: tuple[str, ...] = FEATURES, offsets: bool
     y = np.array([r.gold for r in data], dtype=float)
     coef, intercept = _ridge(design, y)
     anchor = "substantive" if "substantive" in features else None
-    anchors = (x[:, features.index(anchor)] > 0, (x > 0).any(axis=1)) if anchor else None
+    own = [i for i, f in enumerate(features) if f not in CONTEXT_FEATURES]  # what makes a stage present
+    anchors = (x[:, features.index(anchor)] > 0, (x[:, own] > 0).any(axis=1)) if anchor else None
     cuts = _cuts(design @ coef + intercept, y, anchors)
     n = len(features)
     shifts = tuple((s, round(float(c), 6)) for s, c in zip(stages, coef[n:]))

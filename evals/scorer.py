@@ -13,7 +13,8 @@ How a stage is scored, in short:
   4 justified (3 plus reasoning about why or what it costs);
 * the stage score comes from a few features of the stage's hits (the
   weighted share of signals touched, hit substantively and hit specifically,
-  the number of sentences that carry them, whether the stage is named) through
+  the number of sentences that carry them, whether the stage is named) and
+  one of the rest of the answer (how substantive the other stages are) through
   a linear model with a shift per stage and four cut points, fitted on the
   gold tune split (``evals/stage_model.yaml``, refitted by
   ``python -m evals.fit --write``), and bounded by the scale: nothing there,
@@ -125,6 +126,9 @@ STAGE_WORDS = {
         "monitoring": ("monitor", "drift", "alert", "retrain"),
     }.items()
 }
+# Stage model features read from the rest of the answer, not from the stage's own hits: they
+# never make a stage present (:func:`anchored`).
+CONTEXT_FEATURES = frozenset({"elsewhere"})
 # Stages about the product itself, whatever the technique: questions about another
 # product clarify nothing here, and another product's task frames nothing.
 PRODUCT_STAGES = frozenset({"clarify", "frame"})
@@ -143,8 +147,10 @@ class StageModel:
     """Stage score from hit features: a linear score cut at four points into 0-4.
 
     ``offsets`` shift the linear value per stage: graders hold some stages to a
-    higher bar than their hits alone suggest (on gold tune, monitoring and data
-    score lower, model higher, for the same share of signals hit).
+    higher bar than their hits alone suggest (on gold tune, monitoring
+    scores lower and model higher for the same share of signals hit).  Features in
+    :data:`CONTEXT_FEATURES` describe the rest of the answer and never make a
+    stage present.
     """
 
     features: tuple[str, ...]
@@ -163,7 +169,7 @@ class StageModel:
         v = self.value(feats, stage)
         grade = bisect.bisect_right(self.cuts, v)
         if self.anchor:
-            grade = anchored(grade, feats[self.anchor] > 0, any(x > 0 for x in feats.values()))
+            grade = anchored(grade, feats[self.anchor] > 0, any(v > 0 for f, v in feats.items() if f not in CONTEXT_FEATURES))
         return grade, self.depth(v, grade)
 
     def depth(self, value: float, grade: int) -> float:
@@ -639,11 +645,20 @@ def combine(
     flags.extend(_topic_flags(scenario, others, parts, cfg))
     named = frozenset().union(*(p.named for p in parts))
     capped = bool(CAPPING_FLAGS & set(flags))
+    hits_of = {stage: [(s, best[s.id]) for s in scenario.signals[stage] if s.id in best] for stage in STAGES}
+    features = {stage: stage_features(hits_of[stage], scenario.signals[stage], stage in named) for stage in STAGES}
+    # Graders read a stage in the light of the whole answer: the same two substantive lines on
+    # monitoring earn more after a design that is substantive everywhere else.  The mean
+    # substantive share of the other stages took gold tune leave-one-scenario-out QWK
+    # 0.832 -> 0.839 and the mean over fourteen fits each without one writer's batch
+    # 0.824 -> 0.834 (the hardest batch 0.743 -> 0.789).  It only moves a stage within the
+    # scale's anchors: an absent stage stays 0, one with nothing substantive at most 1.
+    for stage, feats in features.items():
+        feats["elsewhere"] = sum(features[o]["substantive"] for o in STAGES if o != stage) / (len(STAGES) - 1)
     stages: dict[str, StageScore] = {}
     for stage in STAGES:
         signals = scenario.signals[stage]
-        hits = [(s, best[s.id]) for s in signals if s.id in best]
-        feats = stage_features(hits, signals, stage in named)
+        hits, feats = hits_of[stage], features[stage]
         modelled, depth = cfg.model.score(feats, stage)
         said = [(p, e) for part in parts for p, e in part.pitfalls if p.stage == stage]
         score = min(modelled, stage_ceiling(stage, flags, bool(said), cfg.pitfall_cap))

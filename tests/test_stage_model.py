@@ -110,3 +110,21 @@ def test_fit_recovers_a_known_linear_rule():
 def test_model_file_records_where_it_came_from():
     data = yaml.safe_load(STAGE_MODEL_PATH.read_text())
     assert data["fitted_on"]["suite"] == "gold-tune.yaml" and data["fitted_on"]["answers"] >= 30
+
+
+def test_the_rest_of_the_answer_never_makes_a_stage_present():
+    m = StageModel(("a", "substantive", "elsewhere"), (1.0, 0.0, 2.0), 0.0, (0.5, 1.5, 2.5, 3.5))
+    assert m.score({"a": 0.0, "substantive": 0.0, "elsewhere": 0.9})[0] == 0  # substance elsewhere, nothing here
+    assert m.score({"a": 0.1, "substantive": 0.0, "elsewhere": 0.9})[0] == 1  # named here: at most "named only"
+    assert m.score({"a": 0.0, "substantive": 0.2, "elsewhere": 0.9})[0] == 2
+
+
+def test_elsewhere_is_the_substance_of_the_other_stages(scenarios):
+    from evals.scorer import score_text
+
+    sc = scenarios["ad-click-prediction"]
+    res = score_text(sc, " ".join(sc.reference_outline["model"] + sc.reference_outline["evaluation"]))
+    subs = {s: st.features["substantive"] for s, st in res.stages.items()}
+    for stage, st in res.stages.items():
+        assert st.features["elsewhere"] == pytest.approx(sum(v for s, v in subs.items() if s != stage) / 6)
+    assert res.stages["monitoring"].score == 0 < res.stages["monitoring"].features["elsewhere"]
