@@ -173,10 +173,12 @@ def judge_stage(
 def judge_answer(
     chat, model_label, scenario, answer, samples=3, cache=None, workers: int = 1, passages: dict[str, str] | None = None
 ) -> dict[str, JudgedStage]:
-    """Every stage judged, on ``answer``, or per stage on its ``passages`` (:func:`stage_passages`).  With ``workers`` > 1 the stage x sample calls go to the server
-    side by side (an OpenAI-compatible server serves requests in parallel); the in-process
-    model runs one generation at a time, so it is called in order, stage by stage, which
-    keeps llama.cpp's prompt cache warm across the seven calls that share the answer."""
+    """Every stage judged on ``answer``, or each on its own ``passages`` (:func:`stage_passages`).
+
+    With ``workers`` > 1 the stage x sample calls go to the server side by side (an
+    OpenAI-compatible server serves requests in parallel); the in-process model runs one
+    generation at a time, so it is called in order, stage by stage, which keeps llama.cpp's
+    prompt cache warm across the seven calls that share the answer."""
     plan = {s: _calls(model_label, scenario, s, (passages or {}).get(s, answer), samples) for s in STAGES}
     calls = [(s, messages, key) for s, (messages, keys) in plan.items() for key in keys]
     if workers > 1 and not is_local(chat) and len(calls) > 1:
