@@ -10,7 +10,7 @@ import yaml
 from tests.fakes import LoopbackOpenAI
 
 from agents.llm import make_chat_model
-from evals.grading import grade
+from evals.grading import grade, render_table
 from evals.judge import JudgeCache, judge_answer, judge_stage
 from evals.scorer import CAPPING_FLAGS
 from knowledge.scenarios import STAGES
@@ -174,6 +174,7 @@ def test_the_guards_bound_the_judge_as_they_bound_the_scorer(scenarios):
             entry = out["stages"][s]
             assert entry["llm"]["score"] == 4 and entry["llm"]["ceiling"] <= 1  # what the judge said stays on record
             assert entry["score"] <= 1, (judge, s)
+        assert "held to the guards' ceiling: " + ", ".join(STAGES) in render_table(out)
 
 
 def _long_answer(scenarios) -> tuple[str, str]:
@@ -196,7 +197,7 @@ def test_a_long_answer_gives_each_stage_its_own_passages(scenarios):
     det = grade(scenario, answer)
     chat = _Recording(2)
     out = grade(scenario, answer, judge="llm", chat=chat, model_label="m", samples=1)
-    assert out["judge_read"] == "passages"
+    assert out["judge_read"] == "passages" and "each stage's own passages" in render_table(out)
     for s in STAGES:
         prompt = _stage_prompt(chat, s)
         body = prompt[prompt.index("<answer>") + 8 : prompt.index("</answer>")]
