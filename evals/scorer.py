@@ -169,7 +169,7 @@ class StageModel:
         v = self.value(feats, stage)
         grade = bisect.bisect_right(self.cuts, v)
         if self.anchor:
-            grade = anchored(grade, feats[self.anchor] > 0, any(v > 0 for f, v in feats.items() if f not in CONTEXT_FEATURES))
+            grade = anchored(grade, feats[self.anchor] > 0, any(x > 0 for f, x in feats.items() if f not in CONTEXT_FEATURES))
         return grade, self.depth(v, grade)
 
     def depth(self, value: float, grade: int) -> float:
