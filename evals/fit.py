@@ -46,7 +46,6 @@ from evals.scorer import (
     StageModel,
     anchored,
     score_segments,
-    stage_ceiling,
 )
 from evals.suites import SUITES_DIR, ScoringCase, load_suite
 from knowledge.scenarios import STAGES, load_scenarios
@@ -63,7 +62,7 @@ class Row:
     stage: str
     gold: int
     x: tuple[float, ...]
-    cap: int = 4  # the most the guards and the card's pitfalls let the stage score (stage_ceiling)
+    cap: int = 4  # the most the guards and the card's pitfalls let the stage score (StageScore.ceiling)
 
 
 def rows(cases: Sequence[ScoringCase]) -> list[Row]:
@@ -77,8 +76,7 @@ def rows(cases: Sequence[ScoringCase]) -> list[Row]:
         res = score_segments(sc, segments or [Segment(text or "")], {k: v for k, v in scenarios.items() if k != sc.id}, cfg)
         for stage in STAGES:
             st = res.stages[stage]
-            cap = stage_ceiling(stage, res.flags, bool(st.pitfalls), cfg.pitfall_cap)
-            out.append(Row(case.id, case.scenario, stage, case.gold[stage].score, tuple(st.features[f] for f in FEATURES), cap))
+            out.append(Row(case.id, case.scenario, stage, case.gold[stage].score, tuple(st.features[f] for f in FEATURES), st.ceiling))
     return out
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from evals.scorer import ScorerConfig, Segment, TranscriptScorer, score_segments, stage_ceiling, without_grader_notes
+from evals.scorer import Segment, TranscriptScorer, score_segments, without_grader_notes
 from knowledge.scenarios import STAGES, load_scenarios
 from mlsd.errors import MLSDError
 
@@ -71,7 +71,6 @@ def grade(
     out = {"scenario": scenario_id, "judge": judge, "stages": {}, "flags": det["flags"], "judge_failures": {}}
     if passages:
         out["judge_read"] = "passages"
-    pitfall_cap = (scorer.cfg if scorer is not None else ScorerConfig()).pitfall_cap
     for s in STAGES:
         d = det["stages"][s]
         j = judged[s]
@@ -81,7 +80,7 @@ def grade(
         entry["llm"] = {"score": j.score, "samples": j.samples, "spread": j.spread, "evidence": j.evidence, "failures": len(j.failures)}
         # The guards bound every judge: a keyword list, an answer to another question or a
         # pitfall claim caps the judge's score as it caps the scorer's.
-        ceiling = stage_ceiling(s, det["flags"], bool(d["pitfalls"]), pitfall_cap)
+        ceiling = result.stages[s].ceiling
         llm = None if j.score is None else min(j.score, ceiling)
         if llm is not None and llm < j.score:
             entry["llm"]["ceiling"] = ceiling

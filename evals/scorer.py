@@ -298,6 +298,7 @@ class StageScore:
     coverage: float = 0.0  # weighted share of this stage's signals hit substantively
     features: dict[str, float] = field(default_factory=dict)  # what the stage model read (stage_features)
     pitfalls: list[tuple[Pitfall, Evidence]] = field(default_factory=list)  # claims the card pushes back on
+    ceiling: int = 4  # the most the guards and the card's pitfalls let this stage score (stage_ceiling)
 
 
 @dataclass
@@ -661,7 +662,8 @@ def combine(
         hits, feats = hits_of[stage], features[stage]
         modelled, depth = cfg.model.score(feats, stage)
         said = [(p, e) for part in parts for p, e in part.pitfalls if p.stage == stage]
-        score = min(modelled, stage_ceiling(stage, flags, bool(said), cfg.pitfall_cap))
+        ceiling = stage_ceiling(stage, flags, bool(said), cfg.pitfall_cap)
+        score = min(modelled, ceiling)
         confidence = cfg.confidence.probability(score, depth if score == modelled else 0.0, capped)
         ordered = sorted(hits, key=lambda p: (-p[1].quality, -p[0].weight))
         stages[stage] = StageScore(
@@ -674,6 +676,7 @@ def combine(
             coverage=feats["substantive"],
             features=feats,
             pitfalls=said,
+            ceiling=ceiling,
         )
     weights = {st: sum(s.weight for s in scenario.signals[st]) for st in STAGES}
     overall = sum(stages[st].score * weights[st] for st in STAGES) / sum(weights.values())
