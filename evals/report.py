@@ -55,6 +55,8 @@ def write_report(results: dict, path: Path) -> None:
                 f"<p>Graded twice: the two graders agree at QWK {m['graders_qwk']:.3f} ({m['graders_exact']:.0%} of stage scores equal); "
                 f"this run agrees with the first at {m['qwk']:.3f} and with the second at {m['qwk_second_grader']:.3f}.</p>"
             )
+        if "qwk_low" in m:
+            parts.append(f"<p>QWK {m['qwk']:.3f}, 95 % bootstrap interval {m['qwk_low']:.3f} to {m['qwk_high']:.3f} (answers resampled: the fewer the answers, the wider).</p>")
         parts.append(_metrics_table(m))
         if res["kind"] == "scoring":
             parts.append("<h3>Confusion matrices</h3>")
@@ -76,9 +78,19 @@ def write_report(results: dict, path: Path) -> None:
                 parts.append(f"<tr><td class=l><code>{_e(w)}</code></td></tr>")
             parts.append("</table>")
     if results.get("comparison"):
-        parts.append("<h2>Comparison with the earlier run</h2><table><tr><th class=l>suite</th><th class=l>metric</th><th>before</th><th>after</th><th>delta</th></tr>")
+        parts.append(
+            "<h2>Comparison with the earlier run</h2><p class=muted>For QWK on a scoring suite, a paired bootstrap 95 % interval of the "
+            "change over the answers both runs graded: one that holds 0 is within what this gold set can tell apart.</p>"
+            "<table><tr><th class=l>suite</th><th class=l>metric</th><th>before</th><th>after</th><th>delta</th><th>paired 95 %</th></tr>"
+        )
         for r in results["comparison"]:
             cls = {True: "good", False: "bad"}.get(r.get("better"), "")  # less is better for errors
-            parts.append(f"<tr><td class=l>{_e(r['suite'])}</td><td class=l>{_e(r['metric'])}</td><td>{_num(r['before'])}</td><td>{_num(r['after'])}</td><td class={cls}>{r['delta']:+.3f}</td></tr>")
+            interval = f"{r['interval'][0]:+.3f} to {r['interval'][1]:+.3f}" if r.get("interval") else ""
+            if r.get("interval") and r["interval"][0] <= 0 <= r["interval"][1]:
+                cls = ""  # a move this gold set cannot tell from noise is not coloured as a gain or a loss
+            parts.append(
+                f"<tr><td class=l>{_e(r['suite'])}</td><td class=l>{_e(r['metric'])}</td><td>{_num(r['before'])}</td><td>{_num(r['after'])}</td>"
+                f"<td class={cls}>{r['delta']:+.3f}</td><td>{interval}</td></tr>"
+            )
         parts.append("</table>")
     path.write_text("\n".join(parts), encoding="utf-8")

@@ -82,7 +82,7 @@ def robustness_scores(scorers: dict[str, TranscriptScorer], scenario_id: str, te
 def eval_scoring(
     suite: Suite, judge: str, chat=None, label: str = "", cache=None, tick: Callable[[], None] = lambda: None, workers: int = 1, samples: int = 3
 ) -> dict:
-    pred_all, gold_all = [], []
+    pred_all, gold_all, answer_of = [], [], []  # per graded stage; answer_of: the case it belongs to
     conf, agreed = [], []  # the deterministic score's confidence, and whether the score matched gold
     per_stage = {s: ([], []) for s in STAGES}
     graders = ([], [], [])  # where a case has a second grading: first grader, second grader, scorer
@@ -102,6 +102,7 @@ def eval_scoring(
                 continue
             pred_all.append(p)
             gold_all.append(g)
+            answer_of.append(case.id)
             if judge == "deterministic":  # the confidence is the deterministic score's
                 conf.append(res["stages"][s]["confidence"])
                 agreed.append(float(p == g))
@@ -127,6 +128,8 @@ def eval_scoring(
         "cases": len(suite.cases),
         "metrics": {
             "qwk": metrics.qwk(pred_all, gold_all),
+            # a 95 % bootstrap interval, answers resampled: how much a gold set this size can tell
+            **dict(zip(("qwk_low", "qwk_high"), metrics.qwk_interval(pred_all, gold_all, answer_of))),
             "spearman": metrics.spearman(pred_all, gold_all),
             "mae": metrics.mae(pred_all, gold_all),
             "omission_precision": p_o,
@@ -258,16 +261,38 @@ def check_thresholds(results: dict, thresholds: list[tuple[str, float]], over: b
 
 def compare_runs(old: dict, new: dict) -> list[dict]:
     """Per metric both runs report: before, after, delta, and whether the change is an improvement
-    (``better``: None when nothing moved; less is better for :data:`LOWER_IS_BETTER`)."""
+    (``better``: None when nothing moved; less is better for :data:`LOWER_IS_BETTER`).
+
+    A scoring suite's ``qwk`` row also carries ``interval``: a paired bootstrap 95 % interval
+    of the delta over the answers both runs graded (:func:`evals.metrics.qwk_difference_interval`),
+    so a gain this gold set cannot tell from noise reads as such.
+    """
     rows = []
     for sname, sres in new["suites"].items():
-        before = old.get("suites", {}).get(sname, {}).get("metrics", {})
+        old_suite = old.get("suites", {}).get(sname, {})
+        before = old_suite.get("metrics", {})
         for metric, value in sres["metrics"].items():
             if metric in before and isinstance(value, (int, float)):
                 delta = value - before[metric]
                 better = None if not delta else (delta < 0) == bool(LOWER_IS_BETTER.fullmatch(metric))
-                rows.append({"suite": sname, "metric": metric, "before": before[metric], "after": value, "delta": delta, "better": better})
+                row = {"suite": sname, "metric": metric, "before": before[metric], "after": value, "delta": delta, "better": better}
+                if metric == "qwk" and sres.get("kind") == "scoring" and (paired := _paired(old_suite.get("rows", []), sres.get("rows", []))):
+                    row["interval"] = list(metrics.qwk_difference_interval(*paired))
+                rows.append(row)
     return rows
+
+
+def _paired(old_rows: list[dict], new_rows: list[dict]) -> tuple[list[int], list[int], list[int], list[str]] | None:
+    """(new score, old score, gold, answer) per stage both runs scored against the same gold."""
+    before = {(r["id"], s): v for r in old_rows for s, v in r["stages"].items()}
+    out: tuple[list, list, list, list] = ([], [], [], [])
+    for r in new_rows:
+        for s, v in r["stages"].items():
+            o = before.get((r["id"], s))
+            if o is not None and o["gold"] == v["gold"] and v["pred"] is not None and o["pred"] is not None:
+                for seq, x in zip(out, (v["pred"], o["pred"], v["gold"], r["id"])):
+                    seq.append(x)
+    return out if out[0] else None
 
 
 def run_suites(
@@ -455,6 +480,9 @@ def summary_table(results: dict) -> str:
     lines = []
     for name, res in results["suites"].items():
         shown = {k: v for k, v in res["metrics"].items() if not re.search(r"_(clarify|frame|data|model|evaluation|deployment|monitoring)$", k)}
+        if "qwk_low" in shown:  # shown with QWK, as its interval
+            low, high = shown.pop("qwk_low"), shown.pop("qwk_high")
+            shown["qwk"] = f"{shown['qwk']:.3f} [95 % {low:.2f}-{high:.2f}]"
         parts = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in shown.items())
         lines.append(f"{name} [{res['kind']}, {res['cases']} cases, {res['seconds']:.1f} s]: {parts}")
     lines.append(f"total {results['seconds']:.1f} s")
@@ -477,6 +505,9 @@ def run_eval(paths, judge, report_dir, compare, fail_under, settings, progress=T
     print(summary_table(results))
     for row in results.get("comparison", []):
         verdict = {True: ", better", False: ", worse", None: ""}[row["better"]]
+        if "interval" in row:
+            low, high = row["interval"]
+            verdict += f"; paired 95 % interval {low:+.3f} to {high:+.3f}" + (", within noise" if low <= 0 <= high else "")
         print(f"  {row['suite']}/{row['metric']}: {row['before']:.3f} -> {row['after']:.3f} ({row['delta']:+.3f}{verdict})")
     if report_dir:
         from evals.report import write_report

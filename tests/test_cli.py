@@ -77,6 +77,25 @@ def test_a_comparison_knows_which_way_is_better():
     assert better == {"qwk": True, "mae": True, "confidence_ece": False, "hit@5": None}
 
 
+def test_a_comparison_of_scoring_runs_pairs_the_answers():
+    from evals.runner import compare_runs
+
+    def run(preds):  # 40 answers, 7 stages each, gold 0-4 in turn; preds: per answer, the 7 scores
+        rows = [{"id": f"a{i}", "stages": {f"s{k}": {"pred": p[k], "gold": (i + k) % 5} for k in range(7)}} for i, p in enumerate(preds)]
+        return {"suites": {"g": {"kind": "scoring", "metrics": {"qwk": 0.0}, "rows": rows}}}
+
+    exact = [[(i + k) % 5 for k in range(7)] for i in range(40)]
+    off = [[min(4, s + 1) if (i + k) % 3 == 0 else s for k, s in enumerate(a)] for i, a in enumerate(exact)]
+    row = compare_runs(run(off), run(exact))[0]
+    low, high = row["interval"]
+    assert 0 < low <= high  # every answer's change is a gain: no resample sees a loss
+    old = run(off)
+    old["suites"]["g"]["rows"] = old["suites"]["g"]["rows"][:1]  # one answer in common, the rest unpaired
+    assert compare_runs(old, run(exact))[0]["interval"][0] >= 0
+    del old["suites"]["g"]["rows"]  # an older results.json without rows: no interval, no error
+    assert "interval" not in compare_runs(old, run(exact))[0]
+
+
 def test_interviews_list_and_scenarios(home, capsys):
     assert main(["interviews"]) == 0
     assert "no saved interviews" in capsys.readouterr().out

@@ -1,4 +1,5 @@
 import math
+import random
 
 import pytest
 
@@ -17,6 +18,42 @@ def test_qwk_matches_scikit_learn(a, b):
 
     assert metrics.qwk(a, b) == pytest.approx(cohen_kappa_score(a, b, weights="quadratic", labels=[0, 1, 2, 3, 4]))
 
+
+def test_qwk_interval_brackets_the_estimate_and_narrows_with_more_answers():
+    rng = random.Random(3)
+    def answers(n):  # seven stages per answer; the scorer is off by one now and then
+        gold = [rng.randint(0, 4) for _ in range(7 * n)]
+        pred = [min(4, max(0, g + rng.choice((-1, 0, 0, 0, 1)))) for g in gold]
+        return pred, gold, [i // 7 for i in range(7 * n)]
+    small, large = answers(20), answers(300)
+    lo_s, hi_s = metrics.qwk_interval(*small)
+    lo_l, hi_l = metrics.qwk_interval(*large)
+    assert lo_s < metrics.qwk(*small[:2]) < hi_s and lo_l < metrics.qwk(*large[:2]) < hi_l
+    assert hi_l - lo_l < (hi_s - lo_s) / 2
+    assert metrics.qwk_interval(*small) == (lo_s, hi_s)  # seeded
+
+
+def test_qwk_interval_resamples_answers_not_stages():
+    # every answer alike: each resample is the same set of stages, so the interval is the point
+    pred, gold = [0, 1, 2, 3, 4, 2, 1] * 10, [0, 1, 3, 3, 4, 1, 1] * 10
+    groups = [i // 7 for i in range(70)]
+    q = metrics.qwk(pred, gold)
+    assert metrics.qwk_interval(pred, gold, groups) == (pytest.approx(q), pytest.approx(q))
+    with pytest.raises(ValueError):
+        metrics.qwk_interval(pred, gold, groups[:-1])
+
+
+def test_paired_interval_tells_a_real_gain_from_noise():
+    rng = random.Random(5)
+    gold = [rng.randint(0, 4) for _ in range(7 * 150)]
+    groups = [i // 7 for i in range(len(gold))]
+    noisy = lambda p: [min(4, max(0, g + (rng.choice((-1, 1)) if rng.random() < p else 0))) for g in gold]  # noqa: E731
+    better, worse, alike = noisy(0.2), noisy(0.5), noisy(0.2)
+    lo, hi = metrics.qwk_difference_interval(better, worse, gold, groups)
+    assert 0 < lo < metrics.qwk(better, gold) - metrics.qwk(worse, gold) < hi
+    lo, hi = metrics.qwk_difference_interval(better, alike, gold, groups)
+    assert lo < 0 < hi
+    assert metrics.qwk_difference_interval(better, better, gold, groups) == (0.0, 0.0)
 
 def test_spearman_handles_ties_and_constant_input():
     assert metrics.spearman([1, 2, 2, 3], [1, 2, 2, 3]) == pytest.approx(1.0)
