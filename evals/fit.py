@@ -63,6 +63,7 @@ class Row:
     gold: int
     x: tuple[float, ...]
     cap: int = 4  # the most the guards and the card's pitfalls let the stage score (StageScore.ceiling)
+    justified: bool = False  # a justified hit: the scale's anchors hold the stage to at least 2
 
 
 def rows(cases: Sequence[ScoringCase]) -> list[Row]:
@@ -76,7 +77,7 @@ def rows(cases: Sequence[ScoringCase]) -> list[Row]:
         res = score_segments(sc, segments or [Segment(text or "")], {k: v for k, v in scenarios.items() if k != sc.id}, cfg)
         for stage in STAGES:
             st = res.stages[stage]
-            out.append(Row(case.id, case.scenario, stage, case.gold[stage].score, tuple(st.features[f] for f in FEATURES), st.ceiling))
+            out.append(Row(case.id, case.scenario, stage, case.gold[stage].score, tuple(st.features[f] for f in FEATURES), st.ceiling, st.features["justified"] > 0))
     return out
 
 
@@ -87,14 +88,17 @@ def _ridge(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     return coef, float(my - mx @ coef)
 
 
-def _grades(values: np.ndarray, cuts: Sequence[float], anchors: tuple[np.ndarray, np.ndarray] | None) -> list[int]:
+Anchors = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _grades(values: np.ndarray, cuts: Sequence[float], anchors: Anchors | None) -> list[int]:
     """As :meth:`StageModel.score`: cut, then held to the scale's anchors (:func:`evals.scorer.anchored`);
-    ``anchors``: per row, (a substantive hit, anything present)."""
+    ``anchors``: per row, (a substantive hit, anything present, a justified hit)."""
     raw = [int(g) for g in np.searchsorted(np.asarray(cuts), values, side="right")]
-    return raw if anchors is None else [anchored(g, bool(s), bool(p)) for g, s, p in zip(raw, *anchors)]
+    return raw if anchors is None else [anchored(g, bool(s), bool(p), bool(j)) for g, s, p, j in zip(raw, *anchors)]
 
 
-def _cuts(values: np.ndarray, gold: np.ndarray, anchors: tuple[np.ndarray, np.ndarray] | None) -> tuple[float, float, float, float]:
+def _cuts(values: np.ndarray, gold: np.ndarray, anchors: Anchors | None) -> tuple[float, float, float, float]:
     cuts = [0.5, 1.5, 2.5, 3.5]
     for _ in range(3):
         for i in range(4):
@@ -117,32 +121,34 @@ def fit(data: Sequence[Row], features: tuple[str, ...] = FEATURES, offsets: bool
     coef, intercept = _ridge(design, y)
     anchor = "substantive" if "substantive" in features else None
     own = [i for i, f in enumerate(features) if f not in CONTEXT_FEATURES]  # what makes a stage present
-    anchors = (x[:, features.index(anchor)] > 0, (x[:, own] > 0).any(axis=1)) if anchor else None
+    anchors = (x[:, features.index(anchor)] > 0, (x[:, own] > 0).any(axis=1), np.array([r.justified for r in data])) if anchor else None
     cuts = _cuts(design @ coef + intercept, y, anchors)
     n = len(features)
     shifts = tuple((s, round(float(c), 6)) for s, c in zip(stages, coef[n:]))
-    return StageModel(features, tuple(round(float(c), 6) for c in coef[:n]), round(intercept, 6), cuts, anchor, shifts)
+    return StageModel(features, tuple(round(float(c), 6) for c in coef[:n]), round(intercept, 6), cuts, anchor, shifts, "justified" if anchor else None)
 
 
 def predict(model: StageModel, data: Sequence[Row]) -> list[int]:
     return [score for score, *_ in _scored(model, data)]
 
 
-def _scored(model: StageModel, data: Sequence[Row]) -> list[tuple[int, float, bool, bool]]:
-    """Per row, as the scorer reports it: (score, depth inside its band, capped by a guard, agrees with gold)."""
+def _scored(model: StageModel, data: Sequence[Row]) -> list[tuple[int, float, bool, bool, bool]]:
+    """Per row, as the scorer reports it: (score, depth inside its band, capped by a guard, no
+    substantive hit, agrees with gold)."""
     out = []
     for r in data:
-        modelled, depth = model.score(dict(zip(model.features, r.x)), r.stage)
+        feats = dict(zip(model.features, r.x)) | {"justified": float(r.justified)}
+        modelled, depth = model.score(feats, r.stage)
         score = min(modelled, r.cap)
-        out.append((score, depth if score == modelled else 0.0, r.cap <= 1, score == r.gold))
+        out.append((score, depth if score == modelled else 0.0, r.cap <= 1, not feats.get("substantive", 1.0), score == r.gold))
     return out
 
 
 def fit_confidence(model: StageModel, data: Sequence[Row], l2: float = 1.0) -> ConfidenceModel:
     """Logistic regression (Newton's method, an L2 penalty of ``l2``) of exact agreement with gold
-    on the score (one-hot), its depth and the guards' cap."""
+    on the score (one-hot), its depth, the guards' cap and the want of a substantive hit."""
     scored = _scored(model, data)
-    x = np.array([[float(score == k) for k in range(5)] + [depth, float(capped)] for score, depth, capped, _ in scored])
+    x = np.array([[float(score == k) for k in range(5)] + [depth, float(capped), float(bare)] for score, depth, capped, bare, _ in scored])
     y = np.array([float(agrees) for *_, agrees in scored])
     w = np.zeros(x.shape[1])
     for _ in range(50):
@@ -152,13 +158,13 @@ def fit_confidence(model: StageModel, data: Sequence[Row], l2: float = 1.0) -> C
         if np.abs(step).max() < 1e-9:
             break
     w = [round(float(v), 6) for v in w]
-    return ConfidenceModel(tuple(w[:5]), w[5], w[6])
+    return ConfidenceModel(tuple(w[:5]), w[5], w[6], w[7])
 
 
 def confidences(model: StageModel, conf: ConfidenceModel, data: Sequence[Row]) -> tuple[list[float], list[float]]:
     """(confidence, 1.0 where the score agrees with gold) per row, as the scorer would report them."""
     scored = _scored(model, data)
-    return [conf.probability(score, depth, capped) for score, depth, capped, _ in scored], [float(a) for *_, a in scored]
+    return [conf.probability(score, depth, capped, bare) for score, depth, capped, bare, _ in scored], [float(a) for *_, a in scored]
 
 
 def leave_one_scenario_out(data: Sequence[Row]) -> float:
@@ -196,9 +202,10 @@ def model_file(model: StageModel, conf: ConfidenceModel, data: Sequence[Row], lo
             "intercept": model.intercept,
             "cuts": list(model.cuts),
             "anchor": model.anchor,
+            "lift": model.lift,
             "offsets": dict(model.offsets),
         },
-        "confidence": {"grade": list(conf.grade), "depth": conf.depth, "capped": conf.capped},
+        "confidence": {"grade": list(conf.grade), "depth": conf.depth, "capped": conf.capped, "bare": conf.bare},
     }
     return head + yaml.safe_dump(body, sort_keys=False)
 

@@ -18,7 +18,7 @@ How a stage is scored, in short:
   a linear model with a shift per stage and four cut points, fitted on the
   gold tune split (``evals/stage_model.yaml``, refitted by
   ``python -m evals.fit --write``), and bounded by the scale: nothing there,
-  0; no substantive hit, at most 1; one, at least 2.
+  0; no substantive hit, at most 1; a justified one, at least 2.
 Guards, each visible in the result's flags: headings and the stages' names used
 as labels are ignored (so stage names cannot earn points), instructions
 addressed to the grader are dropped, list-like keyword stuffing can at most
@@ -159,6 +159,7 @@ class StageModel:
     cuts: tuple[float, float, float, float]
     anchor: str | None = "substantive"  # the feature the scale's anchors read (:func:`anchored`); None: no anchors
     offsets: tuple[tuple[str, float], ...] = ()  # (stage, shift) pairs; a stage not listed shifts by 0
+    lift: str | None = "justified"  # the feature that, above 0, lifts an anchored stage to at least 2; None: no lift
 
     def value(self, feats: dict[str, float], stage: str | None = None) -> float:
         shift = next((v for s, v in self.offsets if s == stage), 0.0)
@@ -169,7 +170,8 @@ class StageModel:
         v = self.value(feats, stage)
         grade = bisect.bisect_right(self.cuts, v)
         if self.anchor:
-            grade = anchored(grade, feats[self.anchor] > 0, any(x > 0 for f, x in feats.items() if f not in CONTEXT_FEATURES))
+            present = any(x > 0 for f, x in feats.items() if f not in CONTEXT_FEATURES)
+            grade = anchored(grade, feats[self.anchor] > 0, present, bool(self.lift) and feats.get(self.lift, 0.0) > 0)
         return grade, self.depth(v, grade)
 
     def depth(self, value: float, grade: int) -> float:
@@ -197,22 +199,33 @@ class StageModel:
             tuple(float(c) for c in data["cuts"]),
             data.get("anchor"),
             tuple((str(k), float(v)) for k, v in (data.get("offsets") or {}).items()),
+            data.get("lift"),
         )
 
 
-def anchored(grade: int, substantive: bool, present: bool = True) -> int:
+def anchored(grade: int, substantive: bool, present: bool = True, justified: bool = False) -> int:
     """The scale's own definitions bound the model: a stage with nothing in the answer (no
     signal touched, the stage not named) is "absent" (0); with no substantive hit a stage is
-    at most "named only" (1); with one it is at least "partial with some specifics" (2).
+    at most "named only" (1); with a justified hit (specific to the product, and saying why
+    or what it costs) it is at least "partial with some specifics" (2).
 
-    Fitted on the tune split with the last two bounds, leave-one-scenario-out QWK rose
-    0.812 -> 0.827 (a single well-argued sentence had scored 1).  The first keeps the
-    per-stage offsets from lifting an absent stage to 1 (graders give a frame they cannot
-    find 1 more often than 0: they read framing into the design, which the scorer cannot).
+    The first keeps the per-stage offsets from lifting an absent stage to 1 (graders give a
+    frame they cannot find 1 more often than 0: they read framing into the design, which
+    the scorer cannot).  The last once held for any substantive hit, and took
+    leave-one-scenario-out QWK 0.812 -> 0.827 (a single well-argued sentence had scored 1).
+    Once the model read the rest of the answer (``elsewhere``), that floor cost more than it
+    saved: a substantive sentence that graders still call "named only" (a generic "monitor
+    CTR and retrain regularly") was the most common disagreement on gold tune (166 stages
+    gold 1, scored 2).  Held to justified hits, leave-one-scenario-out 0.839 -> 0.843 and
+    the mean of fourteen fits each without one writer's batch 0.834 -> 0.840; with no floor
+    at all 0.841 and 0.842, but one justified sentence then scored no more than a bare
+    mention.
     """
     if not present:
         return 0
-    return max(grade, 2) if substantive else min(grade, 1)
+    if not substantive:
+        return min(grade, 1)
+    return max(grade, 2 if justified else 1)
 
 
 @dataclass(frozen=True)
@@ -220,22 +233,25 @@ class ConfidenceModel:
     """A stage score's confidence: the chance that a calibrated grader gives the same score.
 
     A logistic model of the score (graders agree on 0 and 1 far more often than
-    on 2 and 3), how deep inside its band the stage model's value lies, and
-    whether a guard capped the answer; fitted on the gold tune split with the
-    stage model (:func:`evals.fit.fit_confidence`).
+    on 2 and 3), how deep inside its band the stage model's value lies, whether
+    a guard capped the answer, and whether the stage had no substantive hit (the
+    scale's anchors, not the model, then hold it to 0 or 1: on gold tune such a 1
+    agrees with gold 80 % of the time, a 1 the model gave a substantive stage 62 %);
+    fitted on the gold tune split with the stage model (:func:`evals.fit.fit_confidence`).
     """
 
     grade: tuple[float, float, float, float, float]  # log-odds of agreement at each score, at depth 0
     depth: float
     capped: float
+    bare: float = 0.0  # added when the stage has no substantive hit
 
-    def probability(self, grade: int, depth: float, capped: bool) -> float:
-        z = self.grade[grade] + self.depth * depth + self.capped * capped
+    def probability(self, grade: int, depth: float, capped: bool, bare: bool = False) -> float:
+        z = self.grade[grade] + self.depth * depth + self.capped * capped + self.bare * bare
         return 1 / (1 + math.exp(-z))
 
     @classmethod
     def from_dict(cls, data: dict) -> "ConfidenceModel":
-        return cls(tuple(float(g) for g in data["grade"]), float(data["depth"]), float(data["capped"]))
+        return cls(tuple(float(g) for g in data["grade"]), float(data["depth"]), float(data["capped"]), float(data.get("bare", 0.0)))
 
 
 STAGE_MODEL_PATH = Path(__file__).with_name("stage_model.yaml")
@@ -503,9 +519,9 @@ def _stage_named(stage: str, sents: list[Sentence]) -> bool:
 def stage_features(hits: list[tuple[Signal, SignalHit]], signals: list[Signal], named: bool) -> dict[str, float]:
     """What the stage model reads from one stage's best hits.
 
-    ``touched``, ``substantive``, ``specific``: weighted shares of the stage's
-    signals hit as a mention (outside a buzzword list), substantively, and
-    specifically to the product; ``sentences``: distinct places those
+    ``touched``, ``substantive``, ``specific``, ``justified``: weighted shares
+    of the stage's signals hit as a mention (outside a buzzword list),
+    substantively, specifically to the product, and with a reason; ``sentences``: distinct places those
     substantive hits were said; ``named``: the stage named, or only listed
     among buzzwords, and nothing else hit.
     """
@@ -515,6 +531,7 @@ def stage_features(hits: list[tuple[Signal, SignalHit]], signals: list[Signal], 
         "touched": share(lambda h: not h.listed),
         "substantive": share(lambda h: h.quality >= 2),
         "specific": share(lambda h: h.quality >= 3),
+        "justified": share(lambda h: h.quality >= 4),
         "sentences": float(len({(h.evidence.turn, h.evidence.start) for _, h in hits if h.quality >= 2})),
         "named": float((named or bool(hits)) and all(h.listed for _, h in hits)),
     }
@@ -664,7 +681,7 @@ def combine(
         said = [(p, e) for part in parts for p, e in part.pitfalls if p.stage == stage]
         ceiling = stage_ceiling(stage, flags, bool(said), cfg.pitfall_cap)
         score = min(modelled, ceiling)
-        confidence = cfg.confidence.probability(score, depth if score == modelled else 0.0, capped)
+        confidence = cfg.confidence.probability(score, depth if score == modelled else 0.0, capped, not feats["substantive"])
         ordered = sorted(hits, key=lambda p: (-p[1].quality, -p[0].weight))
         stages[stage] = StageScore(
             stage=stage,

@@ -47,6 +47,20 @@ def test_fit_confidence_recovers_known_agreement_rates():
     assert conf.probability(3, 1.0, False) == pytest.approx(0.4, abs=0.03)
 
 
+def test_fit_confidence_separates_the_anchors_one_from_the_models():
+    # the same score of 1, held there by the anchors (nothing substantive) or chosen by the model
+    # for a stage with a substantive hit: agreement 90 % and 50 %
+    model = StageModel(("a", "substantive"), (1.0, 0.0), 0.0, (0.5, 1.5, 2.5, 3.5))
+    rows = []
+    for i in range(500):
+        for sub, rate in ((0.0, 0.9), (0.3, 0.5)):
+            rows.append(fit.Row(f"c{i}", "s", "data", 1 if i < rate * 500 else 2, (1.0, sub)))
+    conf = fit.fit_confidence(model, rows)
+    assert conf.probability(1, 1.0, False, bare=True) == pytest.approx(0.9, abs=0.03)
+    assert conf.probability(1, 1.0, False, bare=False) == pytest.approx(0.5, abs=0.03)
+    p, agreed = fit.confidences(model, conf, rows)
+    assert metrics.ece(p, agreed) < 0.01
+
 def test_every_feature_adds_to_the_score(tune_rows):
     # more of anything the rubric asks for never lowers a stage: the model is monotone
     assert all(c > 0 for c in shipped_stage_model().coef)
@@ -70,8 +84,11 @@ def test_depth_is_how_far_inside_its_band_a_value_lies():
 def test_the_scale_anchors_bound_the_model():
     m = StageModel(("a", "substantive"), (1.0, 0.0), 0.0, (0.5, 1.5, 2.5, 3.5))
     assert m.score({"a": 3.0, "substantive": 0.0})[0] == 1  # nothing substantive: at most "named only"
-    assert m.score({"a": 0.0, "substantive": 0.2})[0] == 2  # something substantive: at least "partial"
+    assert m.score({"a": 0.0, "substantive": 0.2})[0] == 1  # something substantive: at least "named", the model decides
+    assert m.score({"a": 0.0, "substantive": 0.2, "justified": 0.1})[0] == 2  # a reason given: at least "partial"
     assert m.score({"a": 3.0, "substantive": 0.2})[0] == 3
+    assert StageModel(("a", "substantive"), (1.0, 0.0), 0.0, (0.5, 1.5, 2.5, 3.5), lift=None).score(
+        {"a": 0.0, "substantive": 0.2, "justified": 0.1})[0] == 1  # a model file without a lift has no such floor
 
 
 def test_an_absent_stage_is_zero_whatever_its_offset():
