@@ -261,7 +261,7 @@ def check_thresholds(results: dict, thresholds: list[tuple[str, float]], over: b
 
 def compare_runs(old: dict, new: dict) -> list[dict]:
     """Per metric both runs report: before, after, delta, and whether the change is an improvement
-    (``better``: None when nothing moved; less is better for :data:`LOWER_IS_BETTER`).
+    (``better``: None when nothing moved at three decimals; less is better for :data:`LOWER_IS_BETTER`).
 
     A scoring suite's ``qwk`` row also carries ``interval``: a paired bootstrap 95 % interval
     of the delta over the answers both runs graded (:func:`evals.metrics.qwk_difference_interval`),
@@ -274,7 +274,8 @@ def compare_runs(old: dict, new: dict) -> list[dict]:
         for metric, value in sres["metrics"].items():
             if metric in before and isinstance(value, (int, float)):
                 delta = value - before[metric]
-                better = None if not delta else (delta < 0) == bool(LOWER_IS_BETTER.fullmatch(metric))
+                # a move too small to show at three decimals is no move
+                better = None if abs(delta) < 0.0005 else (delta < 0) == bool(LOWER_IS_BETTER.fullmatch(metric))
                 row = {"suite": sname, "metric": metric, "before": before[metric], "after": value, "delta": delta, "better": better}
                 if metric == "qwk" and sres.get("kind") == "scoring" and (paired := _paired(old_suite.get("rows", []), sres.get("rows", []))):
                     row["interval"] = list(metrics.qwk_difference_interval(*paired))

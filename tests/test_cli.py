@@ -71,10 +71,11 @@ def test_eval_writes_report_and_gates_on_thresholds(home, tmp_path, capsys):
 def test_a_comparison_knows_which_way_is_better():
     from evals.runner import compare_runs
 
-    old = {"suites": {"s": {"metrics": {"qwk": 0.70, "mae": 0.60, "confidence_ece": 0.05, "hit@5": 0.9}}}}
-    new = {"suites": {"s": {"metrics": {"qwk": 0.75, "mae": 0.50, "confidence_ece": 0.08, "hit@5": 0.9}}}}
+    old = {"suites": {"s": {"metrics": {"qwk": 0.70, "mae": 0.60, "confidence_ece": 0.05, "hit@5": 0.9, "spearman": 0.8}}}}
+    new = {"suites": {"s": {"metrics": {"qwk": 0.75, "mae": 0.50, "confidence_ece": 0.08, "hit@5": 0.9, "spearman": 0.8 - 1e-4}}}}
     better = {r["metric"]: r["better"] for r in compare_runs(old, new)}
-    assert better == {"qwk": True, "mae": True, "confidence_ece": False, "hit@5": None}
+    # a move that prints as -0.000 is neither better nor worse
+    assert better == {"qwk": True, "mae": True, "confidence_ece": False, "hit@5": None, "spearman": None}
 
 
 def test_a_comparison_of_scoring_runs_pairs_the_answers():
