@@ -521,9 +521,10 @@ def stage_features(hits: list[tuple[Signal, SignalHit]], signals: list[Signal], 
 
     ``touched``, ``substantive``, ``specific``, ``justified``: weighted shares
     of the stage's signals hit as a mention (outside a buzzword list),
-    substantively, specifically to the product, and with a reason; ``sentences``: distinct places those
-    substantive hits were said; ``named``: the stage named, or only listed
-    among buzzwords, and nothing else hit.
+    substantively, specifically to the product, and with a reason (the model
+    reads the first three; ``justified`` lifts the scale's floor, :func:`anchored`);
+    ``sentences``: distinct places those substantive hits were said; ``named``:
+    the stage named, or only listed among buzzwords, and nothing else hit.
     """
     total = sum(s.weight for s in signals) or 1
     share = lambda ok: sum(sig.weight for sig, h in hits if ok(h)) / total  # noqa: E731
