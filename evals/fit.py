@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,6 @@ from evals import metrics
 from evals.runner import case_segments
 from evals.scorer import (
     STAGE_MODEL_PATH,
-    CONTEXT_FEATURES,
     ConfidenceModel,
     ScorerConfig,
     Segment,
@@ -88,14 +87,13 @@ def _ridge(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     return coef, float(my - mx @ coef)
 
 
-Anchors = tuple[np.ndarray, np.ndarray, np.ndarray]
+Anchors = list[tuple[bool, bool, bool]]  # per row, StageModel.anchor_flags
 
 
 def _grades(values: np.ndarray, cuts: Sequence[float], anchors: Anchors | None) -> list[int]:
-    """As :meth:`StageModel.score`: cut, then held to the scale's anchors (:func:`evals.scorer.anchored`);
-    ``anchors``: per row, (a substantive hit, anything present, a justified hit)."""
+    """As :meth:`StageModel.score`: cut, then held to the scale's anchors (:func:`evals.scorer.anchored`)."""
     raw = [int(g) for g in np.searchsorted(np.asarray(cuts), values, side="right")]
-    return raw if anchors is None else [anchored(g, bool(s), bool(p), bool(j)) for g, s, p, j in zip(raw, *anchors)]
+    return raw if anchors is None else [anchored(g, *a) for g, a in zip(raw, anchors)]
 
 
 def _cuts(values: np.ndarray, gold: np.ndarray, anchors: Anchors | None) -> tuple[float, float, float, float]:
@@ -120,12 +118,17 @@ def fit(data: Sequence[Row], features: tuple[str, ...] = FEATURES, offsets: bool
     y = np.array([r.gold for r in data], dtype=float)
     coef, intercept = _ridge(design, y)
     anchor = "substantive" if "substantive" in features else None
-    own = [i for i, f in enumerate(features) if f not in CONTEXT_FEATURES]  # what makes a stage present
-    anchors = (x[:, features.index(anchor)] > 0, (x[:, own] > 0).any(axis=1), np.array([r.justified for r in data])) if anchor else None
-    cuts = _cuts(design @ coef + intercept, y, anchors)
     n = len(features)
     shifts = tuple((s, round(float(c), 6)) for s, c in zip(stages, coef[n:]))
-    return StageModel(features, tuple(round(float(c), 6) for c in coef[:n]), round(intercept, 6), cuts, anchor, shifts, "justified" if anchor else None)
+    # the cuts are placed last, on grades held to the anchors as the scorer will hold them
+    model = StageModel(features, tuple(round(float(c), 6) for c in coef[:n]), round(intercept, 6), (0.0,) * 4, anchor, shifts, "justified" if anchor else None)
+    anchors = [model.anchor_flags(_feats(model, r)) for r in data] if anchor else None
+    return replace(model, cuts=_cuts(design @ coef + intercept, y, anchors))
+
+
+def _feats(model: StageModel, r: Row) -> dict[str, float]:
+    """A row's features as the scorer hands them to the model, with the lift's flag."""
+    return dict(zip(model.features, r.x)) | {"justified": float(r.justified)}
 
 
 def predict(model: StageModel, data: Sequence[Row]) -> list[int]:
@@ -137,7 +140,7 @@ def _scored(model: StageModel, data: Sequence[Row]) -> list[tuple[int, float, bo
     substantive hit, agrees with gold)."""
     out = []
     for r in data:
-        feats = dict(zip(model.features, r.x)) | {"justified": float(r.justified)}
+        feats = _feats(model, r)
         modelled, depth = model.score(feats, r.stage)
         score = min(modelled, r.cap)
         out.append((score, depth if score == modelled else 0.0, r.cap <= 1, not feats.get("substantive", 1.0), score == r.gold))

@@ -170,9 +170,14 @@ class StageModel:
         v = self.value(feats, stage)
         grade = bisect.bisect_right(self.cuts, v)
         if self.anchor:
-            present = any(x > 0 for f, x in feats.items() if f not in CONTEXT_FEATURES)
-            grade = anchored(grade, feats[self.anchor] > 0, present, bool(self.lift) and feats.get(self.lift, 0.0) > 0)
+            grade = anchored(grade, *self.anchor_flags(feats))
         return grade, self.depth(v, grade)
+
+    def anchor_flags(self, feats: dict[str, float]) -> tuple[bool, bool, bool]:
+        """What :func:`anchored` reads from a stage's features: (a substantive hit, anything
+        present, a justified hit).  Only the stage's own features make it present."""
+        present = any(x > 0 for f, x in feats.items() if f not in CONTEXT_FEATURES)
+        return feats[self.anchor] > 0, present, bool(self.lift) and feats.get(self.lift, 0.0) > 0
 
     def depth(self, value: float, grade: int) -> float:
         """How far inside ``grade``'s band the linear value lies, 0-1.
